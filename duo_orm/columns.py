@@ -1,0 +1,141 @@
+"""What each mapped column accepts, worked out once per model and checked in Python.
+
+SQLite stores almost anything in any column; PostgreSQL refuses wrong types
+with a driver error. Checking here gives both databases the same behaviour: a
+``ValidationError`` naming the field, before anything reaches the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, TypeDecorator, inspect
+from sqlalchemy.orm import Mapper
+from sqlalchemy.sql.elements import ClauseElement
+
+from .exceptions import ConfigurationError, ValidationError
+
+SET_ON_EVENTS = frozenset({"create", "update"})
+
+# python_type -> the value types a column of that type accepts
+_ACCEPTED: dict[type, tuple[type, ...]] = {
+    int: (int,),
+    float: (int, float, decimal.Decimal),
+    decimal.Decimal: (int, float, decimal.Decimal),
+    str: (str,),
+    bool: (bool,),
+    dt.datetime: (dt.datetime,),
+    dt.date: (dt.date,),
+    dt.time: (dt.time,),
+    dt.timedelta: (dt.timedelta,),
+    bytes: (bytes, bytearray, memoryview),
+    uuid.UUID: (uuid.UUID,),
+    list: (list, tuple),
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    accepted: tuple[type, ...] | None  # None: any value (JSON, custom types, ...)
+    enum_class: type[enum.Enum] | None
+    max_length: int | None
+    nullable: bool
+    has_default: bool  # the database or SQLAlchemy fills it when no value is given
+    is_foreign_key: bool  # may be filled from a relationship at flush time
+    set_on: frozenset[str]
+
+    @property
+    def required(self) -> bool:
+        return not (self.nullable or self.has_default or self.is_foreign_key or self.set_on)
+
+    def check(self, value: Any, *, inserting: bool) -> None:
+        if value is None:
+            if not self.nullable and not (inserting and self.has_default):
+                raise ValidationError(f"{self.key} may not be null", field=self.key)
+            return
+        if isinstance(value, ClauseElement):
+            return
+        if self.enum_class is not None:
+            if isinstance(value, (self.enum_class, str)):
+                return
+            raise ValidationError(
+                f"{self.key}: expected {self.enum_class.__name__}, got {type(value).__name__}",
+                field=self.key,
+            )
+        if self.accepted is None:
+            return
+        if not isinstance(value, self.accepted) or (
+            isinstance(value, bool) and bool not in self.accepted
+        ):
+            expected = self.accepted[0].__name__ if self.accepted[0] is not int else "int"
+            raise ValidationError(
+                f"{self.key}: expected {expected}, got {type(value).__name__}", field=self.key
+            )
+        if self.max_length is not None and isinstance(value, str) and len(value) > self.max_length:
+            raise ValidationError(
+                f"{self.key}: at most {self.max_length} characters, got {len(value)}",
+                field=self.key,
+            )
+
+
+def column_specs(model: type) -> dict[str, ColumnSpec]:
+    """The specs of ``model``'s mapped columns, keyed by attribute name (cached)."""
+    cached: dict[str, ColumnSpec] | None = model.__dict__.get("__duo_columns__")
+    if cached is None:
+        cached = _build_specs(model)
+        setattr(model, "__duo_columns__", cached)  # noqa: B010 - not a declared attribute
+    return cached
+
+
+def _build_specs(model: type) -> dict[str, ColumnSpec]:
+    mapper: Mapper[Any] = inspect(model)
+    specs: dict[str, ColumnSpec] = {}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        table = getattr(column, "table", None)
+        autoincrement = table is not None and getattr(table, "autoincrement_column", None) is column
+        specs[prop.key] = ColumnSpec(
+            key=prop.key,
+            accepted=_accepted_types(column.type),
+            enum_class=getattr(column.type, "enum_class", None),
+            max_length=getattr(column.type, "length", None)
+            if isinstance(getattr(column.type, "length", None), int)
+            else None,
+            nullable=bool(column.nullable),
+            has_default=column.default is not None
+            or column.server_default is not None
+            or autoincrement
+            or column.computed is not None
+            or column.identity is not None,
+            is_foreign_key=bool(column.foreign_keys),
+            set_on=_parse_set_on(model, prop.key, column.info.get("set_on")),
+        )
+    return specs
+
+
+def _accepted_types(column_type: Any) -> tuple[type, ...] | None:
+    if isinstance(column_type, (JSON, TypeDecorator)):
+        return None
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        return None
+    return _ACCEPTED.get(python_type)
+
+
+def _parse_set_on(model: type, key: str, raw: Any) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    events = frozenset([raw] if isinstance(raw, str) else raw)
+    if not events or not events <= SET_ON_EVENTS:
+        raise ConfigurationError(
+            f"{model.__name__}.{key}: info['set_on'] must be 'create', 'update' or a set "
+            f"of both, got {raw!r}"
+        )
+    return events

@@ -1,0 +1,205 @@
+"""``Database``: one URL, lazily built sync and async engines, and the ``Model`` base."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, cast
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from . import dispatch
+from .engines import Engines
+from .errors import translate, translated_errors
+from .exceptions import ConfigurationError, DatabaseError, UnsupportedOperationError
+from .frame import Frame
+from .model import Model
+from .session import DuoSession
+from .transaction import TransactionBlock
+from .urls import derive_urls
+
+
+class Database:
+    """A database and its model base.
+
+    ``Database("sqlite:///app.db")`` derives a sync and an async URL; engines
+    are built on first use. Each instance has its own ``Model`` base and
+    metadata, so models of two databases never mix.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        derive_async: bool = True,
+        echo: bool = False,
+        engine_options: dict[str, Any] | None = None,
+        session_options: dict[str, Any] | None = None,
+    ) -> None:
+        urls = derive_urls(url)
+        self.url = url if isinstance(url, str) else url.render_as_string(hide_password=True)
+        self.dialect = urls.dialect
+        self.sync_url: URL = urls.sync
+        self.async_url: URL | None = urls.async_ if derive_async else None
+        self.derive_async = derive_async
+        self._engines = Engines(
+            urls, derive_async=derive_async, echo=echo, engine_options=engine_options
+        )
+        self._session_options: dict[str, Any] = {"expire_on_commit": False}
+        self._session_options.update(session_options or {})
+        self._ambient: ContextVar[Frame | None] = ContextVar(
+            f"duo_orm_transaction_{id(self):x}", default=None
+        )
+        self.Model: type[Model] = _model_base(self)
+        self.metadata: MetaData = cast(Any, self.Model).metadata
+
+    def __repr__(self) -> str:
+        return f"Database({self.sync_url.render_as_string(hide_password=True)!r})"
+
+    # -- transactions and sessions -----------------------------------------
+
+    def transaction(self) -> TransactionBlock:
+        """One session for the block (``with`` or ``async with``); nested blocks are SAVEPOINTs."""
+        return TransactionBlock(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether ORM calls made here run inside a ``db.transaction()`` block."""
+        return self._current_frame() is not None
+
+    def standalone_session(self) -> StandaloneSession:
+        """A raw session outside the ambient transaction; the caller commits.
+
+        ``with db.standalone_session() as s`` gives a ``Session``,
+        ``async with ...`` an ``AsyncSession``.
+        """
+        return StandaloneSession(self)
+
+    @contextmanager
+    def sync_standalone_session(self) -> Iterator[Session]:
+        with self.standalone_session() as session:
+            yield session
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def connect(self) -> Any:
+        """Build the engine and check that the database answers (fails fast on bad config)."""
+        if dispatch.event_loop_running():
+            return self._connect_async()
+        self._check(lambda: self._ping_sync())
+        return None
+
+    async def _connect_async(self) -> None:
+        try:
+            engine = self._engines.async_engine()
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise self._connect_error(exc) from exc
+
+    def _ping_sync(self) -> None:
+        with self._engines.sync_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def _check(self, ping: Any) -> None:
+        try:
+            ping()
+        except Exception as exc:
+            raise self._connect_error(exc) from exc
+
+    def _connect_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, (ConfigurationError, UnsupportedOperationError)):
+            return exc
+        mapped = translate(exc)
+        reason = str(mapped).strip().splitlines()[0] if str(mapped).strip() else type(exc).__name__
+        return DatabaseError(
+            f"Could not connect to {self.sync_url.render_as_string(hide_password=True)}: {reason}"
+        )
+
+    def disconnect(self) -> Any:
+        """Dispose every engine and pool (a shared in-memory SQLite database is dropped)."""
+        if dispatch.event_loop_running():
+            return self._engines.dispose_async()
+        self._engines.dispose_sync()
+        return None
+
+    def create_all(self) -> Any:
+        """CREATE every table of ``db.Model`` that does not exist (tests, scripts, demos)."""
+        return self._run_ddl(create=True)
+
+    def drop_all(self) -> Any:
+        """DROP every table of ``db.Model``."""
+        return self._run_ddl(create=False)
+
+    def _run_ddl(self, *, create: bool) -> Any:
+        ddl = self.metadata.create_all if create else self.metadata.drop_all
+        if dispatch.event_loop_running():
+
+            async def run_async() -> None:
+                with translated_errors():
+                    async with self._engines.async_engine().begin() as connection:
+                        await connection.run_sync(ddl)
+
+            return run_async()
+        with translated_errors(), self._engines.sync_engine().begin() as connection:
+            ddl(connection)
+        return None
+
+    # -- internals used by dispatch and transactions --------------------------
+
+    def _current_frame(self) -> Frame | None:
+        frame = self._ambient.get()
+        return frame if frame is not None and frame.active else None
+
+    def _new_sync_session(self) -> Session:
+        return DuoSession(bind=self._engines.sync_engine(), **self._session_options)
+
+    def _new_async_session(self) -> AsyncSession:
+        if not self.derive_async:
+            raise ConfigurationError(
+                "This Database was created with derive_async=False and has no async engine. "
+                "Make this call from sync code, or create the Database with derive_async=True."
+            )
+        return AsyncSession(
+            bind=self._engines.async_engine(),
+            sync_session_class=DuoSession,
+            **self._session_options,
+        )
+
+
+class StandaloneSession:
+    """``with`` gives a ``Session``, ``async with`` an ``AsyncSession``; neither is ambient."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._sync: Session | None = None
+        self._async: AsyncSession | None = None
+
+    def __enter__(self) -> Session:
+        self._sync = self._db._new_sync_session()
+        return self._sync
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._sync is not None
+        self._sync.close()
+
+    async def __aenter__(self) -> AsyncSession:
+        self._async = self._db._new_async_session()
+        return self._async
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._async is not None
+        await self._async.close()
+
+
+def _model_base(db: Database) -> type[Model]:
+    base = type(
+        "Model",
+        (Model, DeclarativeBase),
+        {"__module__": __name__, "metadata": MetaData(), "__duo_database__": db},
+    )
+    return cast(type[Model], base)

@@ -1,0 +1,111 @@
+"""One operation, two ways to run it.
+
+Every ORM call is written once as a plain function of a sync ``Session``. This
+module runs it: directly in sync code, through ``AsyncSession.run_sync`` when
+an event loop runs in this thread (the caller then gets an awaitable), and on
+the owning loop when a worker thread calls into an async transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_only
+
+from .errors import translated_errors
+from .exceptions import UnsupportedOperationError
+from .frame import Frame
+
+if TYPE_CHECKING:
+    from .database import Database
+
+T = TypeVar("T")
+Operation = Callable[[Session], T]
+
+# The session an operation is running on right now. A model hook (validate())
+# that makes an ORM call of its own runs it on this same session.
+_running_on: ContextVar[tuple[Database, Session] | None] = ContextVar(
+    "duo_orm_running_on", default=None
+)
+
+
+def event_loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run(db: Database, op: Operation[T]) -> Any:
+    """Run ``op``: returns its value in sync code, an awaitable of it in async code."""
+    current = _running_on.get()
+    if current is not None:
+        if current[0] is db:
+            return op(current[1])
+        if event_loop_running():  # a hook touching another database, inside run_sync
+            return await_only(run_async(db, op))
+    if event_loop_running():
+        return run_async(db, op)
+    return run_sync(db, op)
+
+
+def _bound(db: Database, op: Operation[T]) -> Operation[T]:
+    def call(session: Session) -> T:
+        token = _running_on.set((db, session))
+        try:
+            return op(session)
+        finally:
+            _running_on.reset(token)
+
+    return call
+
+
+def run_sync(db: Database, op: Operation[T]) -> T:
+    frame = db._current_frame()
+    if frame is None:
+        session = db._new_sync_session()
+        with translated_errors():
+            try:
+                with session.begin():
+                    return _bound(db, op)(session)
+            finally:
+                session.close()
+    if frame.is_async:
+        # A worker thread inside an async transaction: run on the transaction's loop.
+        return frame.call_in_loop(lambda: _run_in_async_frame(db, frame, op))
+    assert isinstance(frame.session, Session)
+    with frame.exclusive(), translated_errors():
+        return _bound(db, op)(frame.session)
+
+
+async def run_async(db: Database, op: Operation[T]) -> T:
+    frame = db._current_frame()
+    if frame is None:
+        session = db._new_async_session()
+        with translated_errors():
+            try:
+                async with session.begin():
+                    return await session.run_sync(_bound(db, op))
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await session.close()
+    if not frame.is_async:
+        raise UnsupportedOperationError(
+            "A sync db.transaction() is active here, and async calls cannot join it. "
+            "Use `async with db.transaction():` in async code."
+        )
+    return await _run_in_async_frame(db, frame, op)
+
+
+async def _run_in_async_frame(db: Database, frame: Frame, op: Operation[T]) -> T:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    assert isinstance(frame.session, AsyncSession)
+    with frame.exclusive(), translated_errors():
+        return await frame.session.run_sync(_bound(db, op))

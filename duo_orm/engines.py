@@ -1,0 +1,145 @@
+"""Lazily built sync and async engines for one database, with SQLite made strict.
+
+Engines are created on first use, so importing a module that builds a
+``Database`` never touches the network or a missing driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .exceptions import ConfigurationError
+from .urls import DerivedURLs, install_hint
+
+DEFAULT_SQLITE_BUSY_TIMEOUT = 5.0  # seconds a SQLite connection waits for a lock
+
+
+class Engines:
+    def __init__(
+        self,
+        urls: DerivedURLs,
+        *,
+        derive_async: bool,
+        echo: bool,
+        engine_options: dict[str, Any] | None,
+    ) -> None:
+        self.urls = urls
+        self.derive_async = derive_async
+        self._echo = echo
+        self._options = dict(engine_options or {})
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._memory_keeper: sqlite3.Connection | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.urls.dialect == "sqlite"
+
+    @property
+    def sync_created(self) -> Engine | None:
+        return self._sync
+
+    @property
+    def async_created(self) -> AsyncEngine | None:
+        return self._async
+
+    def sync_engine(self) -> Engine:
+        if self._sync is None:
+            self._keep_memory_alive()
+            self._sync = self._build(create_engine, self.urls.sync)
+            if self.is_sqlite:
+                _make_sqlite_strict(self._sync)
+        return self._sync
+
+    def async_engine(self) -> AsyncEngine:
+        """The async engine of the running event loop.
+
+        Async connections belong to the loop that opened them. A script that
+        calls ``asyncio.run`` twice gets a fresh engine for the second loop
+        instead of a pool full of connections tied to a closed one.
+        """
+        if not self.derive_async:
+            raise ConfigurationError(
+                "This Database was created with derive_async=False and has no async engine. "
+                "Make this call from sync code, or create the Database with derive_async=True."
+            )
+        loop = asyncio.get_running_loop()
+        if self._async is not None and self._async_loop is not loop:
+            self._async.sync_engine.dispose(close=False)
+            self._async = None
+        if self._async is None:
+            self._keep_memory_alive()
+            engine = self._build(create_async_engine, self.urls.async_)
+            if self.is_sqlite:
+                _make_sqlite_strict(engine.sync_engine)
+            self._async, self._async_loop = engine, loop
+        return self._async
+
+    def _build(self, factory: Any, url: Any) -> Any:
+        options = dict(self._options)
+        options.setdefault("echo", self._echo)
+        if self.is_sqlite:
+            connect_args = dict(options.get("connect_args", {}))
+            connect_args.setdefault("timeout", DEFAULT_SQLITE_BUSY_TIMEOUT)
+            if self.urls.is_memory:
+                connect_args.setdefault("check_same_thread", False)
+            options["connect_args"] = connect_args
+        try:
+            return factory(url, **options)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"The database driver for {url.drivername!r} is not installed "
+                f"({exc.name or exc}). Fix: {install_hint(self.urls.dialect)}"
+            ) from exc
+        except TypeError as exc:
+            raise ConfigurationError(f"Invalid engine option: {exc}") from exc
+
+    def _keep_memory_alive(self) -> None:
+        """Hold one raw connection so a shared in-memory database outlives the pools."""
+        if self.urls.is_memory and self._memory_keeper is None:
+            url = self.urls.sync
+            uri = f"{url.database}?vfs=memdb"
+            self._memory_keeper = sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    async def dispose_async(self) -> None:
+        if self._async is not None:
+            engine, self._async = self._async, None
+            if self._async_loop is asyncio.get_running_loop():
+                await engine.dispose()
+            else:
+                engine.sync_engine.dispose(close=False)
+        self.dispose_sync()
+
+    def dispose_sync(self) -> None:
+        if self._async is not None:
+            # Async connections can only be closed on their own loop; with no
+            # loop here, drop the pool (connections close when collected).
+            self._async.sync_engine.dispose(close=False)
+            self._async = None
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
+        if self._memory_keeper is not None:
+            self._memory_keeper.close()
+            self._memory_keeper = None
+
+
+def _make_sqlite_strict(engine: Engine) -> None:
+    """Foreign keys on, and real BEGIN/SAVEPOINT control (pysqlite's own is broken)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")

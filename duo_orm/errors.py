@@ -1,0 +1,145 @@
+"""Translate SQLAlchemy and driver exceptions into ``duo_orm.exceptions``.
+
+Classification uses SQLSTATE codes (PostgreSQL), extended result codes
+(SQLite) and error numbers (MySQL); message text is never parsed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
+
+from .exceptions import (
+    DatabaseError,
+    DuoOrmError,
+    IntegrityError,
+    IntegrityKind,
+    ObjectNotFoundError,
+    TransactionConflictError,
+)
+
+SQLSTATE_KINDS: dict[str, IntegrityKind] = {
+    "23505": "unique",
+    "23503": "foreign_key",
+    "23502": "not_null",
+    "23514": "check",
+}
+SQLSTATE_CONFLICTS = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
+
+SQLITE_KINDS: dict[int, IntegrityKind] = {
+    2067: "unique",  # SQLITE_CONSTRAINT_UNIQUE
+    1555: "unique",  # SQLITE_CONSTRAINT_PRIMARYKEY
+    787: "foreign_key",  # SQLITE_CONSTRAINT_FOREIGNKEY
+    1299: "not_null",  # SQLITE_CONSTRAINT_NOTNULL
+    275: "check",  # SQLITE_CONSTRAINT_CHECK
+}
+SQLITE_CONFLICTS = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+
+MYSQL_KINDS: dict[int, IntegrityKind] = {
+    1062: "unique",
+    1586: "unique",
+    1451: "foreign_key",
+    1452: "foreign_key",
+    1048: "not_null",
+    1364: "not_null",
+    3819: "check",
+}
+MYSQL_CONFLICTS = {1205, 1213}  # lock wait timeout, deadlock
+
+
+def translate(error: BaseException) -> BaseException:
+    """The duo-orm error to raise for ``error`` (``error`` itself if it is not ours to wrap)."""
+    if isinstance(error, DuoOrmError):
+        return error
+    if isinstance(error, StaleDataError):
+        return ObjectNotFoundError(
+            "The row was not found: it was deleted, or its primary key changed, "
+            "after this instance was loaded."
+        )
+    if isinstance(error, sa_exc.DBAPIError):
+        driver_error = error.orig
+        if isinstance(error, sa_exc.IntegrityError) or _integrity_kind(driver_error):
+            kind = _integrity_kind(driver_error) or "other"
+            return IntegrityError(
+                _driver_message(driver_error), kind=kind, constraint=_constraint_name(driver_error)
+            )
+        if _is_conflict(driver_error):
+            return TransactionConflictError(_driver_message(driver_error))
+        return DatabaseError(_driver_message(driver_error))
+    return error
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        mapped = translate(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+def _codes(driver_error: Any) -> tuple[str | None, int | None]:
+    """(SQLSTATE, numeric driver code) from the error or the exception it wraps."""
+    for candidate in (driver_error, getattr(driver_error, "__cause__", None)):
+        if candidate is None:
+            continue
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(candidate, sqlite3.Error):
+            return None, getattr(candidate, "sqlite_errorcode", None)
+        if sqlstate:
+            return str(sqlstate), None
+        args = getattr(candidate, "args", ())
+        if args and isinstance(args[0], int):  # MySQL drivers: (errno, message)
+            return None, args[0]
+    return None, None
+
+
+def _integrity_kind(driver_error: Any) -> IntegrityKind | None:
+    sqlstate, code = _codes(driver_error)
+    if sqlstate is not None:
+        if sqlstate in SQLSTATE_KINDS:
+            return SQLSTATE_KINDS[sqlstate]
+        return "other" if sqlstate.startswith("23") else None
+    if code is None:
+        return None
+    if _is_sqlite(driver_error):
+        if code in SQLITE_KINDS:
+            return SQLITE_KINDS[code]
+        return "other" if code & 0xFF == 19 else None  # SQLITE_CONSTRAINT family
+    return MYSQL_KINDS.get(code)
+
+
+def _is_conflict(driver_error: Any) -> bool:
+    sqlstate, code = _codes(driver_error)
+    if sqlstate is not None:
+        return sqlstate in SQLSTATE_CONFLICTS
+    if code is None:
+        return False
+    if _is_sqlite(driver_error):
+        return code & 0xFF in SQLITE_CONFLICTS
+    return code in MYSQL_CONFLICTS
+
+
+def _is_sqlite(driver_error: Any) -> bool:
+    return isinstance(driver_error, sqlite3.Error)
+
+
+def _constraint_name(driver_error: Any) -> str | None:
+    for candidate in (driver_error, getattr(driver_error, "__cause__", None)):
+        diag = getattr(candidate, "diag", None)  # psycopg
+        name = getattr(diag, "constraint_name", None) or getattr(candidate, "constraint_name", None)
+        if name:
+            return str(name)
+    return None
+
+
+def _driver_message(driver_error: Any) -> str:
+    text = str(driver_error).strip().splitlines()
+    return text[0] if text else type(driver_error).__name__

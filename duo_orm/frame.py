@@ -1,0 +1,57 @@
+"""The ambient transaction: one session shared by every ORM call in a block.
+
+A frame lives in a context variable owned by its ``Database``, so concurrent
+tasks and threads each see only their own. Worker threads started with a copy
+of the context (``anyio.to_thread``, FastAPI ``def`` endpoints) see the frame
+of the task that started them and run their calls on its event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from .exceptions import UnsupportedOperationError
+
+T = TypeVar("T")
+
+
+class Frame:
+    def __init__(self, session: Session | AsyncSession, loop: asyncio.AbstractEventLoop | None):
+        self.session = session
+        self.loop = loop
+        self.active = True
+        self._in_use = threading.Lock()
+
+    @property
+    def is_async(self) -> bool:
+        return isinstance(self.session, AsyncSession)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Refuse a second, concurrent use of the session instead of corrupting it."""
+        if not self._in_use.acquire(blocking=False):
+            raise UnsupportedOperationError(
+                "Two tasks used the same db.transaction() session at the same time. "
+                "A transaction's calls must run one after another; give each concurrent "
+                "task its own db.transaction() (or run it outside the transaction)."
+            )
+        try:
+            yield
+        finally:
+            self._in_use.release()
+
+    def call_in_loop(self, make_coroutine: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine on this frame's event loop from a worker thread and wait for it."""
+        assert self.loop is not None
+
+        async def runner() -> T:
+            return await make_coroutine()
+
+        return asyncio.run_coroutine_threadsafe(runner(), self.loop).result()

@@ -1,0 +1,344 @@
+"""The behaviour every ``db.Model`` subclass inherits: the model is its own query interface.
+
+Each public method builds one operation (a function of a sync ``Session``) and
+hands it to :mod:`duo_orm.dispatch`, so the same call returns a value in sync
+code and an awaitable in async code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import insert, inspect
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.orm import Mapper, Session
+
+from . import dispatch
+from .columns import _parse_set_on, column_specs
+from .exceptions import (
+    InvalidQueryError,
+    ObjectNotFoundError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from .hooks import utc_now
+from .payload import Payload, check_known_fields, payload_values
+
+if TYPE_CHECKING:
+    from .database import Database
+
+M = TypeVar("M", bound="Model")
+S = TypeVar("S", bound=BaseModel)
+
+_MISSING = object()
+
+
+class Model:
+    """Mixin behind ``db.Model``. Public calls return a value, or an awaitable in async code."""
+
+    __duo_database__: ClassVar[Database]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("__table__")
+        if table is not None:  # fail at class definition, not at the first write
+            for column in table.columns:
+                _parse_set_on(cls, column.key, column.info.get("set_on"))
+
+    # -- hooks ------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Override to refuse bad data: raise ``ValidationError(message, field=...)``.
+
+        Runs before every INSERT and UPDATE of this instance.
+        """
+
+    # -- class-level calls --------------------------------------------------
+
+    @classmethod
+    def fields(cls) -> list[str]:
+        """The mapped column attribute names."""
+        return list(column_specs(cls))
+
+    @classmethod
+    def from_schema(cls: type[M], payload: Payload = None, /, **fields: Any) -> M:
+        """A new, unsaved instance built from a payload."""
+        return cls(**payload_values(cls, payload, fields, partial=False))
+
+    @classmethod
+    def create(cls: type[M], payload: Payload = None, /, **fields: Any) -> Any:
+        """INSERT one row (after timestamps, column checks and ``validate()``); returns it."""
+
+        def op(session: Session) -> M:
+            instance = cls(**payload_values(cls, payload, fields, partial=False))
+            session.add(instance)
+            _flush(session, instance)
+            return instance
+
+        return dispatch.run(cls.__duo_database__, op)
+
+    @classmethod
+    def create_bulk(
+        cls: type[M],
+        payloads: Iterable[Payload],
+        *,
+        return_models: bool = False,
+        with_hooks: bool = False,
+        batch_size: int = 200,
+    ) -> Any:
+        """INSERT many rows, all or nothing. Returns the count, or the instances.
+
+        Without hooks the rows go in as executemany batches (timestamps are still
+        set and column types checked); ``with_hooks=True`` builds instances so
+        ``validate()`` runs for each row.
+        """
+        if batch_size < 1:
+            raise InvalidQueryError(f"batch_size must be at least 1, got {batch_size}")
+        rows = [payload_values(cls, payload, {}, partial=False) for payload in payloads]
+
+        def op(session: Session) -> int | list[M]:
+            savepoint = session.begin_nested()  # a failure undoes every batch
+            try:
+                if with_hooks:
+                    instances = [cls(**row) for row in rows]
+                    for batch in _chunks(instances, batch_size):
+                        session.add_all(batch)
+                        session.flush()
+                    result: int | list[M] = instances if return_models else len(instances)
+                else:
+                    _prepare_bulk_rows(cls, rows)
+                    if return_models:
+                        created: list[M] = []
+                        for batch in _chunks(rows, batch_size):
+                            created.extend(session.scalars(insert(cls).returning(cls), batch))
+                        result = created
+                    else:
+                        for batch in _chunks(rows, batch_size):
+                            session.execute(insert(cls), batch)
+                        result = len(rows)
+            except BaseException:
+                if savepoint.is_active:
+                    savepoint.rollback()
+                raise
+            savepoint.commit()
+            return result
+
+        return dispatch.run(cls.__duo_database__, op)
+
+    @classmethod
+    def get(cls: type[M], *pk: Any, **pk_parts: Any) -> Any:
+        """The row with this primary key, or ``None``."""
+        ident = _identity(cls, pk, pk_parts)
+        return dispatch.run(cls.__duo_database__, lambda session: session.get(cls, ident))
+
+    @classmethod
+    def get_one(cls: type[M], *pk: Any, **pk_parts: Any) -> Any:
+        """The row with this primary key; ``ObjectNotFoundError`` when there is none."""
+        ident = _identity(cls, pk, pk_parts)
+
+        def op(session: Session) -> M:
+            instance = session.get(cls, ident)
+            if instance is None:
+                raise ObjectNotFoundError(f"{cls.__name__} {_describe(cls, ident)} not found")
+            return instance
+
+        return dispatch.run(cls.__duo_database__, op)
+
+    # -- instance calls -----------------------------------------------------
+
+    def save(self) -> Any:
+        """INSERT or UPDATE this instance; returns it."""
+
+        def op(session: Session) -> Model:
+            _attach(session, self)
+            _flush(session, self)
+            return self
+
+        return dispatch.run(self.__duo_database__, op)
+
+    def update(self, payload: Payload = None, /, **fields: Any) -> Any:
+        """Apply a partial payload and save. On failure the instance keeps its old values."""
+
+        def op(session: Session) -> Model:
+            values = payload_values(type(self), payload, fields, partial=True)
+            previous = {key: inspect(self).dict.get(key, _MISSING) for key in values}
+            for key, value in values.items():
+                setattr(self, key, value)
+            try:
+                _attach(session, self)
+                _flush(session, self)
+            except BaseException:
+                _restore(self, previous)
+                raise
+            return self
+
+        return dispatch.run(self.__duo_database__, op)
+
+    def delete(self) -> Any:
+        """DELETE this row; ``ObjectNotFoundError`` if it is already gone."""
+
+        def op(session: Session) -> None:
+            _attach(session, self)
+            session.delete(self)
+            session.flush()
+
+        return dispatch.run(self.__duo_database__, op)
+
+    def refresh(self) -> Any:
+        """Reload every column from the database; returns the instance."""
+
+        def op(session: Session) -> Model:
+            _attach(session, self)
+            try:
+                session.refresh(self)
+            except InvalidRequestError:
+                raise ObjectNotFoundError(
+                    f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
+                ) from None
+            return self
+
+        return dispatch.run(self.__duo_database__, op)
+
+    def apply_schema(self: M, payload: Payload = None, /, **fields: Any) -> M:
+        """Apply a partial payload in memory only (nothing is written)."""
+        for key, value in payload_values(type(self), payload, fields, partial=True).items():
+            setattr(self, key, value)
+        return self
+
+    def to_schema(self, schema: type[S]) -> S:
+        """This instance as a pydantic model (which needs ``from_attributes=True``)."""
+        if not schema.model_config.get("from_attributes"):
+            raise ValidationError(
+                f"{schema.__name__} cannot be built from a model instance: give it "
+                f"model_config = ConfigDict(from_attributes=True)"
+            )
+        try:
+            return schema.model_validate(self)
+        except PydanticValidationError as exc:
+            raise ValidationError(
+                f"{type(self).__name__} does not fit {schema.__name__}: "
+                f"{exc.error_count()} error(s)",
+                detail=exc.errors(include_url=False),
+            ) from exc
+
+    def to_dict(
+        self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """Column values as a dict."""
+        names = list(column_specs(type(self)))
+        if include is not None:
+            include = list(include)
+            check_known_fields(type(self), dict.fromkeys(include))
+            names = [name for name in names if name in include]
+        if exclude is not None:
+            exclude = set(exclude)
+            check_known_fields(type(self), dict.fromkeys(exclude))
+            names = [name for name in names if name not in exclude]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        pk = _pk_of(self)
+        shown = ", ".join(f"{k}={v!r}" for k, v in zip(_pk_names(type(self)), pk, strict=False))
+        return f"<{type(self).__name__} {shown}>"
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _flush(session: Session, instance: Model) -> None:
+    """Flush; if that fails, a new instance leaves the session so the transaction can go on."""
+    try:
+        session.flush()
+    except BaseException:
+        if instance in session and inspect(instance).pending:
+            session.expunge(instance)
+        raise
+
+
+def _attach(session: Session, instance: Model) -> None:
+    if instance in session:
+        return
+    try:
+        session.add(instance)
+    except InvalidRequestError as exc:
+        raise UnsupportedOperationError(
+            f"Cannot write this {type(instance).__name__} here: {exc}. Load it inside the "
+            f"same db.transaction() block, or after the other session has closed."
+        ) from exc
+
+
+def _restore(instance: Model, previous: Mapping[str, Any]) -> None:
+    state = inspect(instance)
+    for key, value in previous.items():
+        if value is _MISSING:
+            state.dict.pop(key, None)
+        else:
+            setattr(instance, key, value)
+
+
+def _prepare_bulk_rows(model: type, rows: list[dict[str, Any]]) -> None:
+    """Timestamps and column checks for rows that bypass instances."""
+    specs = column_specs(model)
+    stamped = [spec.key for spec in specs.values() if "create" in spec.set_on]
+    now = utc_now()
+    for row in rows:
+        for key in stamped:
+            if row.get(key) is None:
+                row[key] = now
+        for spec in specs.values():
+            if spec.key in row:
+                spec.check(row[spec.key], inserting=True)
+            elif spec.required:
+                raise ValidationError(f"{spec.key} is required", field=spec.key)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _pk_names(model: type) -> list[str]:
+    mapper: Mapper[Any] = inspect(model)
+    return [mapper.get_property_by_column(column).key for column in mapper.primary_key]
+
+
+def _pk_of(instance: Model) -> tuple[Any, ...]:
+    values = inspect(instance).dict
+    return tuple(values.get(name) for name in _pk_names(type(instance)))
+
+
+def _identity(model: type, pk: tuple[Any, ...], pk_parts: Mapping[str, Any]) -> Any:
+    names = _pk_names(model)
+    if pk and pk_parts:
+        raise InvalidQueryError("Give the primary key positionally or by name, not both")
+    if pk_parts:
+        unknown = set(pk_parts) - set(names)
+        missing = [name for name in names if name not in pk_parts]
+        if unknown or missing:
+            raise InvalidQueryError(
+                f"{model.__name__}'s primary key is ({', '.join(names)}); "
+                f"got {', '.join(sorted(pk_parts))}"
+            )
+        pk = tuple(pk_parts[name] for name in names)
+    if len(pk) != len(names):
+        raise InvalidQueryError(
+            f"{model.__name__}'s primary key has {len(names)} column(s) "
+            f"({', '.join(names)}); got {len(pk)} value(s)"
+        )
+    specs = column_specs(model)
+    for name, value in zip(names, pk, strict=False):
+        try:
+            specs[name].check(value, inserting=False)
+        except ValidationError as exc:
+            raise InvalidQueryError(f"Invalid primary key: {exc.message}") from None
+    return pk[0] if len(pk) == 1 else pk
+
+
+def _describe(model: type, ident: Any) -> str:
+    values = ident if isinstance(ident, tuple) else (ident,)
+    return ", ".join(
+        f"{name}={value!r}" for name, value in zip(_pk_names(model), values, strict=False)
+    )
