@@ -34,6 +34,13 @@ _running_on: ContextVar[tuple[Database, Session] | None] = ContextVar(
 )
 
 
+_STATEMENT = "duo_orm.statement"  # Session.info key: this session lives for one call
+
+
+def is_statement_session(session: Session) -> bool:
+    return bool(session.info.get(_STATEMENT))
+
+
 def event_loop_running() -> bool:
     try:
         asyncio.get_running_loop()
@@ -70,6 +77,7 @@ def run_sync(db: Database, op: Operation[T]) -> T:
     frame = db._current_frame()
     if frame is None:
         session = db._new_sync_session()
+        session.info[_STATEMENT] = True
         with translated_errors():
             try:
                 with session.begin():
@@ -88,6 +96,7 @@ async def run_async(db: Database, op: Operation[T]) -> T:
     frame = db._current_frame()
     if frame is None:
         session = db._new_async_session()
+        session.sync_session.info[_STATEMENT] = True
         with translated_errors():
             try:
                 async with session.begin():

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, literal, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import dispatch
 from .columns import _parse_set_on, column_specs
@@ -182,8 +183,12 @@ class Model:
 
         def op(session: Session) -> None:
             _attach(session, self)
+            if not _row_exists(session, self):
+                raise ObjectNotFoundError(
+                    f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
+                )
             session.delete(self)
-            session.flush()
+            _flush(session, self)
 
         return dispatch.run(self.__duo_database__, op)
 
@@ -249,11 +254,29 @@ class Model:
 
 
 def _flush(session: Session, instance: Model) -> None:
-    """Flush; if that fails, a new instance leaves the session so the transaction can go on."""
+    """Flush this write; if it fails, the instance keeps every value the caller gave it.
+
+    A failed flush rolls the session back, which expires (empties) the
+    instance's attributes; the snapshot puts them back, with the caller's
+    unsaved changes still marked as changes. The instance then leaves the
+    session if it was new (so an enclosing transaction can go on) or if the
+    session is a one-statement session about to be rolled back and closed.
+    """
+    state = inspect(instance)
+    keys = column_specs(type(instance)).keys()
+    values = {key: state.dict[key] for key in keys if key in state.dict}
+    originals = {key: state.committed_state[key] for key in values if key in state.committed_state}
     try:
         session.flush()
     except BaseException:
-        if instance in session and inspect(instance).pending:
+        if any(key not in state.dict for key in values):
+            for key, value in values.items():
+                if key in originals:
+                    set_committed_value(instance, key, originals[key])
+                    setattr(instance, key, value)
+                else:
+                    set_committed_value(instance, key, value)
+        if instance in session and (state.pending or dispatch.is_statement_session(session)):
             session.expunge(instance)
         raise
 
@@ -277,6 +300,15 @@ def _restore(instance: Model, previous: Mapping[str, Any]) -> None:
             state.dict.pop(key, None)
         else:
             setattr(instance, key, value)
+
+
+def _row_exists(session: Session, instance: Model) -> bool:
+    """Whether this instance's row is still there (SQLAlchemy only warns on a stale DELETE)."""
+    mapper: Mapper[Any] = inspect(type(instance))
+    key = mapper.primary_key_from_instance(instance)
+    match = [column == value for column, value in zip(mapper.primary_key, key, strict=True)]
+    query = select(literal(1)).select_from(mapper.local_table).where(*match)
+    return session.execute(query).first() is not None
 
 
 def _prepare_bulk_rows(model: type, rows: list[dict[str, Any]]) -> None:

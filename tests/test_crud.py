@@ -1,0 +1,396 @@
+"""CRUD on models: create, bulk create, get, save, update, delete, refresh — sync and async."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from duo_orm import (
+    ConfigurationError,
+    DateTime,
+    IntegrityError,
+    InvalidQueryError,
+    Mapped,
+    ObjectNotFoundError,
+    ValidationError,
+    mapped_column,
+)
+
+from .conftest import count_rows
+from .models import Models
+
+
+class UserCreate(BaseModel):
+    email: str
+    name: str
+    age: int | None = None
+
+
+class UserUpdate(BaseModel):
+    email: str | None = None
+    name: str | None = None
+    age: int | None = None
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    email: str
+    name: str
+    age: int | None
+
+
+def user(n: int, **extra: object) -> dict[str, object]:
+    return {"email": f"u{n}@x.io", "name": f"user {n}", **extra}
+
+
+# -- create ------------------------------------------------------------------
+
+
+def test_create_sync_from_dict_kwargs_and_schema(m: Models) -> None:
+    a = m.User.create({"email": "a@x.io", "name": "A"})
+    b = m.User.create(email="b@x.io", name="B", age=3)
+    c = m.User.create(UserCreate(email="c@x.io", name="C"))
+    assert [a.id, b.id, c.id] == [1, 2, 3]
+    assert (b.name, b.age, b.active) == ("B", 3, True)  # column default filled in
+    assert m.User.get(3).email == "c@x.io"
+    assert count_rows(m, "users") == 3
+
+
+@pytest.mark.anyio
+async def test_create_async_from_dict_kwargs_and_schema(am: Models) -> None:
+    pending = am.User.create(UserCreate(email="a@x.io", name="A"))
+    assert hasattr(pending, "__await__")  # async code gets an awaitable
+    a = await pending
+    b = await am.User.create(email="b@x.io", name="B")
+    assert (a.id, b.id, a.name) == (1, 2, "A")
+    assert (await am.User.get(2)).email == "b@x.io"
+
+
+def test_created_instance_is_detached_but_loaded(m: Models) -> None:
+    from sqlalchemy import inspect
+
+    created = m.User.create(user(1))
+    assert inspect(created).detached
+    assert (created.id, created.email, created.active) == (1, "u1@x.io", True)
+
+
+def test_create_refuses_unknown_field_and_writes_nothing(m: Models) -> None:
+    with pytest.raises(ValidationError) as info:
+        m.User.create({"email": "a@x.io", "name": "A", "is_admin": True})
+    assert info.value.field == "is_admin"
+    assert "is_admin" in str(info.value)
+    assert count_rows(m, "users") == 0
+
+
+@pytest.mark.anyio
+async def test_create_refuses_unknown_field_async(am: Models) -> None:
+    with pytest.raises(ValidationError) as info:
+        await am.User.create(email="a@x.io", name="A", nmae="typo")
+    assert info.value.field == "nmae"
+    assert await am.User.get(1) is None
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"email": "a@x.io", "name": 42}, "name"),  # wrong type
+        ({"email": "a@x.io", "name": "A", "age": "3"}, "age"),  # str for int
+        ({"email": "a@x.io", "name": "A", "age": True}, "age"),  # bool for int
+        ({"email": "a@x.io", "name": "x" * 51}, "name"),  # longer than String(50)
+        ({"email": "a@x.io"}, "name"),  # required column missing
+        ({"email": "a@x.io", "name": None}, "name"),  # NOT NULL given None
+    ],
+)
+def test_create_refuses_bad_values(m: Models, values: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        m.User.create(values)
+    assert info.value.field == field
+    assert count_rows(m, "users") == 0
+
+
+def test_create_runs_validate_and_writes_nothing_on_failure(m: Models) -> None:
+    with pytest.raises(ValidationError) as info:
+        m.User.create(email="no-at-sign", name="A")
+    assert info.value.field == "email"
+    assert count_rows(m, "users") == 0
+
+
+@pytest.mark.anyio
+async def test_create_runs_validate_async(am: Models) -> None:
+    with pytest.raises(ValidationError) as info:
+        await am.User.create(email="a@x.io", name="invalid")
+    assert info.value.field == "name"
+    assert await am.User.get(1) is None
+
+
+def test_create_duplicate_is_a_unique_integrity_error(m: Models) -> None:
+    m.User.create(user(1))
+    with pytest.raises(IntegrityError) as info:
+        m.User.create(user(1))
+    assert info.value.kind == "unique"
+    assert count_rows(m, "users") == 1
+
+
+@pytest.mark.anyio
+async def test_create_missing_foreign_row_is_a_foreign_key_error_async(am: Models) -> None:
+    with pytest.raises(IntegrityError) as info:
+        await am.Order.create(total=5, customer_id=999)
+    assert info.value.kind == "foreign_key"
+    assert await am.Order.get(1) is None
+
+
+def test_payload_of_wrong_kind_is_a_type_error(m: Models) -> None:
+    with pytest.raises(TypeError, match="payload must be a dict"):
+        m.User.create(["email", "a@x.io"])
+
+
+def test_timestamps_are_set_on_create_and_update(m: Models) -> None:
+    before = dt.datetime.now(dt.timezone.utc)
+    created = m.User.create(user(1))
+    assert created.created_at.tzinfo is not None
+    assert created.created_at >= before
+    assert created.updated_at == created.created_at
+    first_update = created.updated_at
+    created.update(name="renamed")
+    assert created.updated_at > first_update
+    assert created.created_at <= first_update
+
+
+def test_explicit_created_at_is_kept(m: Models) -> None:
+    when = dt.datetime(2020, 1, 2, tzinfo=dt.timezone.utc)
+    created = m.User.create(user(1, created_at=when))
+    assert created.created_at == when
+
+
+def test_bad_set_on_fails_at_class_definition(m: Models) -> None:
+    with pytest.raises(ConfigurationError, match="set_on"):
+
+        class Bad(m.db.Model):
+            __tablename__ = "bad"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            at: Mapped[dt.datetime] = mapped_column(DateTime, info={"set_on": "created"})
+
+
+# -- bulk create ---------------------------------------------------------------
+
+
+def test_create_bulk_returns_count_sync(m: Models) -> None:
+    assert m.User.create_bulk([user(n) for n in range(500)], batch_size=64) == 500
+    assert count_rows(m, "users") == 500
+    assert m.User.get(500).created_at is not None  # timestamps set without hooks
+
+
+@pytest.mark.anyio
+async def test_create_bulk_returns_models_async(am: Models) -> None:
+    created = await am.User.create_bulk([user(n) for n in range(3)], return_models=True)
+    assert [u.email for u in created] == ["u0@x.io", "u1@x.io", "u2@x.io"]
+    assert all(u.id is not None for u in created)
+
+
+@pytest.mark.parametrize("with_hooks", [False, True])
+def test_create_bulk_is_all_or_nothing(m: Models, with_hooks: bool) -> None:
+    rows = [user(n) for n in range(300)]
+    rows[250] = user(1)  # duplicate email -> unique violation in the second batch
+    with pytest.raises(IntegrityError):
+        m.User.create_bulk(rows, with_hooks=with_hooks, batch_size=100)
+    assert count_rows(m, "users") == 0
+
+
+@pytest.mark.anyio
+async def test_create_bulk_with_hooks_runs_validate_async(am: Models) -> None:
+    rows = [user(n) for n in range(10)]
+    rows[7]["email"] = "no-at-sign"
+    with pytest.raises(ValidationError) as info:
+        await am.User.create_bulk(rows, with_hooks=True, batch_size=3)
+    assert info.value.field == "email"
+    assert await am.User.get(1) is None
+    assert await am.User.create_bulk([user(n) for n in range(10)], with_hooks=True) == 10
+
+
+def test_create_bulk_refuses_bad_rows_before_writing(m: Models) -> None:
+    with pytest.raises(ValidationError) as info:
+        m.User.create_bulk([user(1), {**user(2), "bogus": 1}])
+    assert info.value.field == "bogus"
+    with pytest.raises(ValidationError) as info:
+        m.User.create_bulk([user(1), user(2, age="old")])
+    assert info.value.field == "age"
+    with pytest.raises(InvalidQueryError):
+        m.User.create_bulk([user(1)], batch_size=0)
+    assert count_rows(m, "users") == 0
+
+
+# -- get -------------------------------------------------------------------------
+
+
+def test_get_and_get_one_sync(m: Models) -> None:
+    m.User.create(user(1))
+    assert m.User.get(1).email == "u1@x.io"
+    assert m.User.get(2) is None
+    assert m.User.get(id=1).id == 1
+    with pytest.raises(ObjectNotFoundError, match="User id=2 not found"):
+        m.User.get_one(2)
+
+
+@pytest.mark.anyio
+async def test_get_and_get_one_async(am: Models) -> None:
+    await am.User.create(user(1))
+    assert (await am.User.get_one(1)).email == "u1@x.io"
+    assert await am.User.get(2) is None
+    with pytest.raises(ObjectNotFoundError):
+        await am.User.get_one(2)
+
+
+def test_get_composite_primary_key(m: Models) -> None:
+    m.User.create(user(1))
+    m.Membership.create(user_id=1, group="admins")
+    assert m.Membership.get(1, "admins") is not None
+    assert m.Membership.get(user_id=1, group="admins") is not None
+    assert m.Membership.get(1, "users") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [((), {}), ((1, 2), {}), (("one",), {}), ((), {"pk": 1}), ((1,), {"id": 1})],
+)
+def test_get_refuses_malformed_keys(
+    m: Models, args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidQueryError):
+        m.User.get(*args, **kwargs)
+
+
+# -- save / update / delete / refresh ----------------------------------------------
+
+
+def test_save_inserts_new_and_updates_loaded_sync(m: Models) -> None:
+    fresh = m.User.from_schema(UserCreate(email="a@x.io", name="A"))
+    assert fresh.id is None
+    fresh.save()
+    assert fresh.id == 1
+    loaded = m.User.get(1)
+    loaded.name = "B"
+    loaded.save()
+    assert m.User.get(1).name == "B"
+
+
+@pytest.mark.anyio
+async def test_save_and_update_async(am: Models) -> None:
+    created = await am.User.create(user(1))
+    loaded = await am.User.get(created.id)
+    loaded.name = "C"
+    await loaded.save()
+    assert (await am.User.get(1)).name == "C"
+    await loaded.update({"name": "D"})
+    assert (await am.User.get(1)).name == "D"
+    await loaded.delete()
+    assert await am.User.get(1) is None
+
+
+def test_update_with_schema_uses_only_fields_the_client_set(m: Models) -> None:
+    created = m.User.create(user(1, age=30))
+    created.update(UserUpdate(name="renamed"))  # email and age not sent: untouched
+    fresh = m.User.get(1)
+    assert (fresh.name, fresh.email, fresh.age) == ("renamed", "u1@x.io", 30)
+    created.update({"age": None})  # a dict's explicit None is kept
+    assert m.User.get(1).age is None
+
+
+def test_failed_update_keeps_old_values_and_writes_nothing(m: Models) -> None:
+    created = m.User.create(user(1))
+    with pytest.raises(ValidationError):
+        created.update(name="invalid")
+    assert created.name == "user 1"
+    with pytest.raises(ValidationError) as info:
+        created.update(name="ok", emial="typo@x.io")
+    assert info.value.field == "emial"
+    assert created.name == "user 1"
+    assert m.User.get(1).name == "user 1"
+
+
+@pytest.mark.anyio
+async def test_failed_update_on_unique_conflict_keeps_instance_usable_async(am: Models) -> None:
+    await am.User.create(user(1))
+    second = await am.User.create(user(2))
+    with pytest.raises(IntegrityError) as info:
+        await second.update(email="u1@x.io")
+    assert info.value.kind == "unique"
+    assert second.email == "u2@x.io"
+    assert second.name == "user 2"
+    await second.update(name="still works")
+    assert (await am.User.get(2)).name == "still works"
+
+
+def test_save_without_changes_writes_nothing(m: Models) -> None:
+    created = m.User.create(user(1))
+    stamp = created.updated_at
+    created.save()
+    assert created.updated_at == stamp
+    assert m.User.get(1).updated_at.replace(tzinfo=None) == stamp.replace(tzinfo=None)
+
+
+def test_delete_twice_is_not_found(m: Models) -> None:
+    created = m.User.create(user(1))
+    created.delete()
+    assert m.User.get(1) is None
+    again = m.User.from_schema(user(2))
+    again.save()
+    stale = m.User.get(again.id)
+    m.User.get(again.id).delete()
+    with pytest.raises(ObjectNotFoundError):
+        stale.delete()
+
+
+def test_refresh_reloads_and_reports_deleted_rows(m: Models) -> None:
+    created = m.User.create(user(1))
+    m.User.get(1).update(name="changed elsewhere")
+    assert created.name == "user 1"
+    created.refresh()
+    assert created.name == "changed elsewhere"
+    m.User.get(1).delete()
+    with pytest.raises(ObjectNotFoundError):
+        created.refresh()
+
+
+@pytest.mark.anyio
+async def test_refresh_async(am: Models) -> None:
+    created = await am.User.create(user(1))
+    other = await am.User.get(1)
+    await other.update(name="changed")
+    assert (await created.refresh()).name == "changed"
+
+
+# -- schemas and dicts ----------------------------------------------------------------
+
+
+def test_to_schema_to_dict_fields_apply_schema(m: Models) -> None:
+    created = m.User.create(user(1, age=5))
+    assert created.to_schema(UserRead) == UserRead(id=1, email="u1@x.io", name="user 1", age=5)
+    assert created.to_dict(include=["id", "name"]) == {"id": 1, "name": "user 1"}
+    assert set(created.to_dict(exclude=["created_at", "updated_at"])) == {
+        "id",
+        "email",
+        "name",
+        "age",
+        "active",
+    }
+    assert m.User.fields() == ["id", "email", "name", "age", "active", "created_at", "updated_at"]
+    created.apply_schema(UserUpdate(age=6))
+    assert (created.age, created.name) == (6, "user 1")
+    assert m.User.get(1).age == 5  # apply_schema writes nothing
+
+
+def test_schema_and_dict_misuse_is_refused(m: Models) -> None:
+    class NoAttributes(BaseModel):
+        id: int
+
+    created = m.User.create(user(1))
+    with pytest.raises(ValidationError, match="from_attributes"):
+        created.to_schema(NoAttributes)
+    with pytest.raises(ValidationError) as info:
+        created.to_dict(include=["password"])
+    assert info.value.field == "password"
+    with pytest.raises(ValidationError):
+        m.User.from_schema({"email": "a@x.io", "role": "admin"})
