@@ -143,3 +143,14 @@ def _make_sqlite_strict(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN")
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        # A COMMIT refused by a deferred constraint leaves SQLite's transaction
+        # open, and SQLAlchemy considers it ended: close it before reuse, or the
+        # pooled connection keeps holding the write lock.
+        if dbapi_connection is None:
+            return
+        inner = getattr(dbapi_connection, "_connection", dbapi_connection)  # aiosqlite adapter
+        if getattr(inner, "in_transaction", False):
+            dbapi_connection.rollback()

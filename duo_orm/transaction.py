@@ -133,11 +133,9 @@ class TransactionBlock:
         savepoint = self._savepoint
         assert isinstance(savepoint, AsyncSessionTransaction)
         with outer.exclusive(), translated_errors():
-            if not savepoint.is_active:
-                return  # already rolled back by a failed flush inside the block
-            if commit:
+            if commit and savepoint.is_active:
                 await savepoint.commit()
-            else:
+            else:  # also closes a savepoint that a failed flush already rolled back
                 with anyio.CancelScope(shield=True):
                     await savepoint.rollback()
 
@@ -159,9 +157,7 @@ class TransactionBlock:
 
 
 def _end_sync_savepoint(savepoint: Any, commit: bool) -> None:
-    if not savepoint.is_active:
-        return  # already rolled back by a failed flush inside the block
-    if commit:
+    if commit and savepoint.is_active:
         savepoint.commit()
-    else:
+    else:  # also closes a savepoint that a failed flush already rolled back
         savepoint.rollback()
