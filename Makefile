@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint types check clean
+.PHONY: setup demo test postgres lint types clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ lint: setup
 types: setup
 	$(BIN)/mypy
 
-test: lint types  ## lint, types, then the whole test suite
+postgres:  ## install the PostgreSQL server binaries the tests start (if missing)
+	tests/ensure_postgres.sh
+
+test: lint types postgres  ## lint, types, then the whole suite on SQLite and PostgreSQL
 	$(BIN)/pytest
 
 clean:

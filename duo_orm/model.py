@@ -172,7 +172,7 @@ class Model:
                 _attach(session, self)
                 _flush(session, self)
             except BaseException:
-                _restore(self, previous)
+                _restore(session, self, previous)
                 raise
             return self
 
@@ -270,8 +270,9 @@ def _flush(session: Session, instance: Model) -> None:
         session.flush()
     except BaseException:
         if any(key not in state.dict for key in values):
+            doomed = not session.is_active  # changes could never be flushed again
             for key, value in values.items():
-                if key in originals:
+                if key in originals and not doomed:
                     set_committed_value(instance, key, originals[key])
                     setattr(instance, key, value)
                 else:
@@ -293,11 +294,20 @@ def _attach(session: Session, instance: Model) -> None:
         ) from exc
 
 
-def _restore(instance: Model, previous: Mapping[str, Any]) -> None:
+def _restore(session: Session, instance: Model, previous: Mapping[str, Any]) -> None:
+    """Put back the values an ``update()`` replaced.
+
+    In a session whose transaction a failed flush has doomed they are restored
+    as loaded state: marking them changed there would only make SQLAlchemy warn
+    at the rollback that pending changes are discarded.
+    """
     state = inspect(instance)
+    doomed = instance in session and not session.is_active
     for key, value in previous.items():
         if value is _MISSING:
             state.dict.pop(key, None)
+        elif doomed:
+            set_committed_value(instance, key, value)
         else:
             setattr(instance, key, value)
 

@@ -1,11 +1,16 @@
-"""Each test gets its own Database (SQLite file and shared in-memory) with fresh tables.
+"""Each test gets its own Database with fresh tables, on every backend.
 
-Sync tests use ``m``; async tests use ``am``, which builds and disposes the
+Backends: an SQLite file, a shared in-memory SQLite database, and PostgreSQL
+(psycopg 3 for both sides, the driverless default; and asyncpg for the async
+side). PostgreSQL runs on a throwaway server (see ``postgres_server.py``); a test
+gets its own database there. ``--db sqlite`` or ``--db postgresql`` narrows the
+run. Sync tests use ``m``; async tests use ``am``, which builds and disposes the
 async engine on the test's own event loop.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,20 +19,90 @@ import pytest
 from duo_orm import Database
 
 from .models import Models, define_models
+from .postgres_server import DatabaseFactory, postgres_server
 
-BACKENDS = ["sqlite-file", "sqlite-memory"]
+BACKENDS = {
+    "sqlite-file": "sqlite",
+    "sqlite-memory": "sqlite",
+    "postgresql": "postgresql",
+    "postgresql-asyncpg": "postgresql",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        action="append",
+        choices=sorted(set(BACKENDS.values())),
+        help="run only on this database (repeatable); default: all",
+    )
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    wanted = config.getoption("--db") or sorted(set(BACKENDS.values()))
+    return [name for name, family in BACKENDS.items() if family in wanted]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = selected_backends(metafunc.config)
+        if metafunc.definition.get_closest_marker("postgres"):
+            backends = [name for name in backends if BACKENDS[name] == "postgresql"]
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+_outcomes: Counter[tuple[str, str]] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        family = next(
+            (
+                BACKENDS[name]
+                for name in BACKENDS
+                if f"[{name}" in report.nodeid or f"-{name}]" in report.nodeid
+            ),
+            "no database",
+        )
+        _outcomes[(family, report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.section("results per database")
+    for family in sorted({family for family, _ in _outcomes}):
+        counts = ", ".join(
+            f"{n} {outcome}" for (f, outcome), n in sorted(_outcomes.items()) if f == family
+        )
+        terminalreporter.write_line(f"{family}: {counts}")
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[DatabaseFactory]:
+    with postgres_server() as admin_url:
+        factory = DatabaseFactory(admin_url)
+        yield factory
+        factory.close()
+
+
+@pytest.fixture
+def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if backend == "sqlite-file":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+    elif backend == "sqlite-memory":
+        yield "sqlite:///:memory:"
+    else:
+        factory: DatabaseFactory = request.getfixturevalue("postgres_databases")
+        created = factory.create()
+        plain = created.set(drivername="postgresql")
+        if backend == "postgresql-asyncpg":
+            plain = created.set(drivername="postgresql+asyncpg")
+        yield plain.render_as_string(hide_password=False)
+        factory.drop(created)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite-file":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return "sqlite:///:memory:"
 
 
 @pytest.fixture
@@ -54,3 +129,11 @@ def count_rows(models: Models, table: str) -> int:
 
     with models.db.sync_standalone_session() as session:
         return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def user_emails(models: Models) -> list[str]:
+    """Emails of all users, sorted (not ids: databases reuse rolled-back ids differently)."""
+    from sqlalchemy import select
+
+    with models.db.sync_standalone_session() as session:
+        return sorted(session.scalars(select(models.User.email)))
