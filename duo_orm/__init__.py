@@ -14,6 +14,7 @@ from .exceptions import (
     ValidationError,
 )
 from .model import Model
+from .query import Page, Query
 from .types import (
     JSON,
     PG_ARRAY,
@@ -71,6 +72,8 @@ __all__ = [
     "LargeBinary",
     "Mapped",
     "Model",
+    "Page",
+    "Query",
     "MultipleObjectsFoundError",
     "Numeric",
     "ObjectNotFoundError",

@@ -27,6 +27,7 @@ from .exceptions import (
 )
 from .hooks import utc_now
 from .payload import Payload, check_known_fields, payload_values
+from .query import JoinKind, Query
 
 if TYPE_CHECKING:
     from .database import Database
@@ -147,6 +148,91 @@ class Model:
             return instance
 
         return dispatch.run(cls.__duo_database__, op)
+
+    # -- queries (each starts a Query; see duo_orm.query) ---------------------
+
+    @classmethod
+    def query(cls: type[M]) -> Query[M]:
+        """A query over every row of this model."""
+        return Query(cls)
+
+    @classmethod
+    def where(cls: type[M], *conditions: Any) -> Query[M]:
+        return Query(cls).where(*conditions)
+
+    @classmethod
+    def filter_by(cls: type[M], **equals: Any) -> Query[M]:
+        return Query(cls).filter_by(**equals)
+
+    @classmethod
+    def order_by(cls: type[M], *fields: Any) -> Query[M]:
+        return Query(cls).order_by(*fields)
+
+    @classmethod
+    def limit(cls: type[M], count: int) -> Query[M]:
+        return Query(cls).limit(count)
+
+    @classmethod
+    def offset(cls: type[M], count: int) -> Query[M]:
+        return Query(cls).offset(count)
+
+    @classmethod
+    def paginate(cls: type[M], limit: int, offset: int = 0) -> Query[M]:
+        return Query(cls).paginate(limit, offset)
+
+    @classmethod
+    def distinct(cls: type[M]) -> Query[M]:
+        return Query(cls).distinct()
+
+    @classmethod
+    def join(cls: type[M], target: Any, on: Any = None, kind: JoinKind = "inner") -> Query[M]:
+        return Query(cls).join(target, on, kind)
+
+    @classmethod
+    def related(cls: type[M], name: str, **options: Any) -> Query[M]:
+        return Query(cls).related(name, **options)
+
+    @classmethod
+    def all(cls) -> Any:
+        return Query(cls).all()
+
+    @classmethod
+    def first(cls) -> Any:
+        return Query(cls).first()
+
+    @classmethod
+    def one(cls) -> Any:
+        return Query(cls).one()
+
+    @classmethod
+    def one_or_none(cls) -> Any:
+        return Query(cls).one_or_none()
+
+    @classmethod
+    def count(cls) -> Any:
+        return Query(cls).count()
+
+    @classmethod
+    def exists(cls) -> Any:
+        return Query(cls).exists()
+
+    @classmethod
+    def page(cls, number: int, size: int) -> Any:
+        return Query(cls).page(number, size)
+
+    @classmethod
+    def iterate(cls, batch_size: int = 200, batch: bool = False) -> Any:
+        return Query(cls).iterate(batch_size, batch)
+
+    @classmethod
+    def update_bulk(cls, payload: Payload = None, /, **options: Any) -> Any:
+        """Whole-table update: needs ``require_filter=False`` (or start from ``where()``)."""
+        return Query(cls).update_bulk(payload, **options)
+
+    @classmethod
+    def delete_bulk(cls, **options: Any) -> Any:
+        """Whole-table delete: needs ``require_filter=False`` (or start from ``where()``)."""
+        return Query(cls).delete_bulk(**options)
 
     # -- instance calls -----------------------------------------------------
 

@@ -1,0 +1,383 @@
+"""Chainable, immutable queries rooted at a model: ``User.where(...).order_by("-id").all()``.
+
+A query only describes a SELECT; terminals (``all``, ``count``, ``update_bulk``,
+...) run it through :mod:`duo_orm.dispatch` like every other ORM call, so they
+return values in sync code and awaitables in async code. Names given as
+strings resolve only to the model's mapped columns and never reach SQL text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from sqlalchemy import ColumnElement, Select, exists, func, select
+from sqlalchemy.orm import (
+    InstrumentedAttribute,
+    Mapper,
+    RelationshipProperty,
+    Session,
+    joinedload,
+    selectinload,
+)
+from sqlalchemy.sql.elements import UnaryExpression
+
+from . import bulk, dispatch, streaming
+from .columns import column_specs
+from .exceptions import InvalidQueryError, MultipleObjectsFoundError, ObjectNotFoundError
+from .payload import Payload
+
+if TYPE_CHECKING:
+    from .model import Model
+
+M = TypeVar("M", bound="Model")
+
+Loader = Literal["selectin", "joined"]
+Aggregate = Literal["exists", "count"]
+JoinKind = Literal["inner", "left"]
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    """One page of results and the total number of matching rows."""
+
+    items: list[M]
+    total: int
+    number: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return -(-self.total // self.size) if self.total else 0
+
+
+@dataclass(frozen=True)
+class Query(Generic[M]):
+    """An immutable description of a SELECT of ``model`` rows; every chain call copies it."""
+
+    model: type[M]
+    conditions: tuple[ColumnElement[bool], ...] = ()
+    ordering: tuple[ColumnElement[Any], ...] = ()
+    limit_value: int | None = None
+    offset_value: int | None = None
+    joins: tuple[tuple[Any, Any, bool], ...] = ()
+    loaders: tuple[Any, ...] = ()
+    is_distinct: bool = False
+    has_collection_join_load: bool = field(default=False)
+
+    # -- chain ---------------------------------------------------------------
+
+    def where(self, *conditions: Any) -> Query[M]:
+        """Keep rows matching every condition (combine with ``&``, ``|``, ``~`` for more)."""
+        for condition in conditions:
+            if isinstance(condition, (str, bool)) or condition is None:
+                raise InvalidQueryError(
+                    f"where() takes column expressions such as {self.model.__name__}.id > 1, "
+                    f"not {condition!r}"
+                )
+        return dataclasses.replace(self, conditions=self.conditions + tuple(conditions))
+
+    def filter_by(self, **equals: Any) -> Query[M]:
+        """Keep rows whose columns equal the given values."""
+        return self.where(*(self._column(name) == value for name, value in equals.items()))
+
+    def order_by(self, *fields: Any) -> Query[M]:
+        """Sort by ``"name"``, ``"-name"`` (descending), or column expressions."""
+        return dataclasses.replace(
+            self, ordering=self.ordering + tuple(self._order_term(f) for f in fields)
+        )
+
+    def limit(self, count: int) -> Query[M]:
+        return dataclasses.replace(self, limit_value=_non_negative("limit", count))
+
+    def offset(self, count: int) -> Query[M]:
+        return dataclasses.replace(self, offset_value=_non_negative("offset", count))
+
+    def paginate(self, limit: int, offset: int = 0) -> Query[M]:
+        return self.limit(limit).offset(offset)
+
+    def distinct(self) -> Query[M]:
+        return dataclasses.replace(self, is_distinct=True)
+
+    def join(self, target: Any, on: Any = None, kind: JoinKind = "inner") -> Query[M]:
+        """Join another model or a relationship (for filtering and ordering by it)."""
+        if kind not in ("inner", "left"):
+            raise InvalidQueryError(f"join kind must be 'inner' or 'left', not {kind!r}")
+        return dataclasses.replace(self, joins=(*self.joins, (target, on, kind == "left")))
+
+    def related(
+        self,
+        name: str,
+        *,
+        loader: Loader = "selectin",
+        where: Any = None,
+        aggregate: Aggregate = "exists",
+        min_count: int | None = None,
+        max_count: int | None = None,
+        order_by_count: Literal["asc", "desc"] | None = None,
+    ) -> Query[M]:
+        """Load one relationship with the rows, and optionally filter by it.
+
+        ``where`` (a condition on the related model) loads only the matching related
+        rows and keeps only parents that have one (``aggregate="exists"``). With
+        ``aggregate="count"`` parents are filtered by how many matching related rows
+        they have (``min_count``/``max_count``) and can be ordered by that number.
+        """
+        relationship = self._relationship(name)
+        if loader not in ("selectin", "joined"):
+            raise InvalidQueryError(f"loader must be 'selectin' or 'joined', not {loader!r}")
+        if aggregate not in ("exists", "count"):
+            raise InvalidQueryError(f"aggregate must be 'exists' or 'count', not {aggregate!r}")
+        if aggregate == "exists" and (min_count, max_count, order_by_count) != (None,) * 3:
+            raise InvalidQueryError(
+                "min_count, max_count and order_by_count need aggregate='count'"
+            )
+        if order_by_count not in (None, "asc", "desc"):
+            raise InvalidQueryError(
+                f"order_by_count must be 'asc' or 'desc', not {order_by_count!r}"
+            )
+        attribute = getattr(self.model, name)
+        loaded = attribute.and_(where) if where is not None else attribute
+        option = selectinload(loaded) if loader == "selectin" else joinedload(loaded)
+        query = dataclasses.replace(
+            self,
+            loaders=(*self.loaders, option),
+            has_collection_join_load=self.has_collection_join_load
+            or (loader == "joined" and bool(relationship.uselist)),
+        )
+        if aggregate == "exists":
+            if where is None:
+                return query
+            matched = attribute.any(where) if relationship.uselist else attribute.has(where)
+            return query.where(matched)
+        count = _related_count(self.model, relationship, where)
+        if min_count is not None:
+            query = query.where(count >= _non_negative("min_count", min_count))
+        if max_count is not None:
+            query = query.where(count <= _non_negative("max_count", max_count))
+        if order_by_count is not None:
+            term = count.desc() if order_by_count == "desc" else count.asc()
+            query = dataclasses.replace(query, ordering=(*query.ordering, term))
+        return query
+
+    # -- SQL -----------------------------------------------------------------
+
+    def alchemize(self) -> Select[Any]:
+        """The SQLAlchemy ``Select`` this query runs (the escape hatch)."""
+        statement = select(self.model)
+        for target, on, outer in self.joins:
+            statement = (
+                statement.join(target, on, isouter=outer)
+                if on is not None
+                else statement.join(target, isouter=outer)
+            )
+        if self.conditions:
+            statement = statement.where(*self.conditions)
+        if self.is_distinct:
+            statement = statement.distinct()
+        if self.ordering:
+            statement = statement.order_by(*self.ordering)
+        if self.limit_value is not None:
+            statement = statement.limit(self.limit_value)
+        if self.offset_value is not None:
+            statement = statement.offset(self.offset_value)
+        if self.loaders:
+            statement = statement.options(*self.loaders)
+        return statement
+
+    def _count_statement(self) -> Select[Any]:
+        if not (self.joins or self.is_distinct or self.limit_value or self.offset_value):
+            return select(func.count()).select_from(self.model).where(*self.conditions)
+        inner = dataclasses.replace(self, ordering=(), loaders=()).alchemize()
+        return select(func.count()).select_from(inner.subquery())
+
+    # -- terminals -----------------------------------------------------------
+
+    def all(self) -> Any:
+        """Every matching row, as a list."""
+        return self._run(self._fetch_all)
+
+    def first(self) -> Any:
+        """The first matching row, or ``None``."""
+        query = self.limit(1)
+        return self._run(lambda session: next(iter(query._fetch_all(session)), None))
+
+    def one(self) -> Any:
+        """Exactly one row, else ``ObjectNotFoundError`` or ``MultipleObjectsFoundError``."""
+
+        def op(session: Session) -> M:
+            found = self._fetch_at_most_one(session)
+            if found is None:
+                raise ObjectNotFoundError(f"No {self.model.__name__} matches this query")
+            return found
+
+        return self._run(op)
+
+    def one_or_none(self) -> Any:
+        """The one matching row or ``None``; ``MultipleObjectsFoundError`` for more."""
+        return self._run(self._fetch_at_most_one)
+
+    def count(self) -> Any:
+        """How many rows match (limit and offset included)."""
+        statement = self._count_statement()
+        return self._run(lambda session: int(session.execute(statement).scalar_one()))
+
+    def exists(self) -> Any:
+        """Whether any row matches."""
+        statement = select(exists(dataclasses.replace(self, loaders=()).alchemize()))
+        return self._run(lambda session: bool(session.execute(statement).scalar_one()))
+
+    def page(self, number: int, size: int) -> Any:
+        """Page ``number`` (from 1) of ``size`` rows, with the total count."""
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise InvalidQueryError(f"page number must be an int >= 1, got {number!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidQueryError(f"page size must be an int >= 1, got {size!r}")
+        unpaged = dataclasses.replace(self, limit_value=None, offset_value=None)
+        window = unpaged.limit(size).offset((number - 1) * size)
+
+        def op(session: Session) -> Page[M]:
+            total = int(session.execute(unpaged._count_statement()).scalar_one())
+            return Page(window._fetch_all(session), total, number, size)
+
+        return self._run(op)
+
+    def iterate(self, batch_size: int = 200, batch: bool = False) -> Any:
+        """Stream the rows (or lists of ``batch_size`` rows) in constant memory.
+
+        Primary-key order unless the query is ordered. A generator in sync code,
+        an async generator in async code; the rows come from one session that
+        stays open until the iteration ends or the generator is closed.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidQueryError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if self.has_collection_join_load:
+            raise InvalidQueryError(
+                "iterate() cannot stream a joined collection load; use loader='selectin'"
+            )
+        statement = self.alchemize()
+        if not self.ordering:
+            statement = statement.order_by(*_primary_key(self.model))
+        return streaming.stream(self.model.__duo_database__, statement, batch_size, batch)
+
+    def update_bulk(
+        self,
+        payload: Payload = None,
+        /,
+        *,
+        with_hooks: bool = False,
+        batch_size: int = 200,
+        require_filter: bool = True,
+        **fields: Any,
+    ) -> Any:
+        """UPDATE every matching row; returns the row count. All or nothing."""
+        self._check_bulk(require_filter, batch_size, "update_bulk")
+        return self._run(
+            bulk.update_operation(
+                self.model, self.conditions, payload, fields, with_hooks, batch_size
+            )
+        )
+
+    def delete_bulk(
+        self, *, with_hooks: bool = False, batch_size: int = 200, require_filter: bool = True
+    ) -> Any:
+        """DELETE every matching row; returns the row count. All or nothing."""
+        self._check_bulk(require_filter, batch_size, "delete_bulk")
+        return self._run(bulk.delete_operation(self.model, self.conditions, with_hooks, batch_size))
+
+    # -- helpers -------------------------------------------------------------
+
+    def _run(self, op: Any) -> Any:
+        return dispatch.run(self.model.__duo_database__, op)
+
+    def _fetch_all(self, session: Session) -> list[M]:
+        result = session.scalars(self.alchemize())
+        if self.has_collection_join_load:
+            result = result.unique()
+        return list(result.all())
+
+    def _fetch_at_most_one(self, session: Session) -> M | None:
+        query = self if self.limit_value is not None else self.limit(2)
+        found = query._fetch_all(session)
+        if len(found) > 1:
+            raise MultipleObjectsFoundError(
+                f"Expected one {self.model.__name__}, found more than one"
+            )
+        return found[0] if found else None
+
+    def _check_bulk(self, require_filter: bool, batch_size: int, name: str) -> None:
+        if self.joins or self.ordering or self.limit_value is not None or self.offset_value:
+            raise InvalidQueryError(
+                f"{name}() applies to where()/filter_by()/related(where=...) filters only; "
+                "drop join(), order_by(), limit() and offset()"
+            )
+        if require_filter and not self.conditions:
+            raise InvalidQueryError(
+                f"{name}() without a where() would touch every row of "
+                f"{self.model.__tablename__}; pass require_filter=False to mean it"  # type: ignore[attr-defined]
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidQueryError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
+    def _column(self, name: str) -> InstrumentedAttribute[Any]:
+        specs = column_specs(self.model)
+        if not isinstance(name, str) or name not in specs:
+            raise InvalidQueryError(
+                f"{self.model.__name__} has no field {name!r}; fields are: {', '.join(specs)}"
+            )
+        attribute: InstrumentedAttribute[Any] = getattr(self.model, name)
+        return attribute
+
+    def _order_term(self, term: Any) -> ColumnElement[Any]:
+        if isinstance(term, str):
+            descending = term.startswith("-")
+            column = self._column(term[1:] if descending else term)
+            return column.desc() if descending else column.asc()
+        if isinstance(term, (InstrumentedAttribute, UnaryExpression, ColumnElement)):
+            return term  # type: ignore[return-value]
+        raise InvalidQueryError(
+            f"order_by() takes field names ('name', '-name') or column expressions, "
+            f"not {type(term).__name__}"
+        )
+
+    def _relationship(self, name: str) -> RelationshipProperty[Any]:
+        mapper: Mapper[Any] = self.model.__mapper__  # type: ignore[attr-defined]
+        relationships = mapper.relationships
+        if not isinstance(name, str) or name not in relationships:
+            raise InvalidQueryError(
+                f"{self.model.__name__} has no relationship {name!r}; relationships are: "
+                f"{', '.join(relationships.keys()) or '(none)'}"
+            )
+        return relationships[name]
+
+
+def _non_negative(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidQueryError(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _primary_key(model: type) -> Sequence[Any]:
+    mapper: Mapper[Any] = model.__mapper__  # type: ignore[attr-defined]
+    return list(mapper.primary_key)
+
+
+def _related_count(
+    model: type, relationship: RelationshipProperty[Any], where: Any
+) -> ColumnElement[int]:
+    """A correlated subquery counting ``model``'s related rows (matching ``where``)."""
+    target = relationship.mapper
+    count = select(func.count())
+    if relationship.secondary is not None:
+        assert relationship.secondaryjoin is not None
+        count = count.select_from(
+            relationship.secondary.join(target.local_table, relationship.secondaryjoin)
+        )
+    else:
+        count = count.select_from(target.local_table)
+    count = count.where(relationship.primaryjoin)
+    if where is not None:
+        count = count.where(where)
+    return count.correlate(model).scalar_subquery()

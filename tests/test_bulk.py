@@ -1,0 +1,262 @@
+"""update_bulk / delete_bulk (set-based and hooked, all or nothing) and iterate()."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import case, event
+
+from duo_orm import (
+    Database,
+    IntegrityError,
+    InvalidQueryError,
+    Mapped,
+    ValidationError,
+    mapped_column,
+)
+
+from .conftest import count_rows, user_emails
+from .models import Models
+
+
+def users(n: int) -> list[dict[str, object]]:
+    return [{"email": f"u{i}@x.io", "name": f"user {i}", "age": i} for i in range(n)]
+
+
+@contextmanager
+def counting_writes(db: Database, engine: Any) -> Iterator[list[str]]:
+    """The UPDATE/DELETE statements sent while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith(("UPDATE", "DELETE")):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def names(models: Models) -> dict[str, str]:
+    with models.db.sync_standalone_session() as session:
+        from sqlalchemy import select
+
+        rows = session.execute(select(models.User.email, models.User.name))
+        return {email: name for email, name in rows}
+
+
+def test_update_bulk_without_hooks_is_one_statement_sync(m: Models) -> None:
+    m.User.create_bulk(users(50))
+    engine = m.db._engines.sync_engine()
+    with counting_writes(m.db, engine) as writes:
+        n = m.User.where(m.User.age >= 10).update_bulk({"name": m.User.name + "!"}, batch_size=7)
+    assert n == 40 and len(writes) == 1
+    after = names(m)
+    assert after["u10@x.io"] == "user 10!" and after["u9@x.io"] == "user 9"
+
+
+def test_update_bulk_sets_updated_at_without_hooks(m: Models) -> None:
+    [first] = m.User.create_bulk(users(1), return_models=True)
+    m.User.where(m.User.id == first.id).update_bulk(age=99)
+    fresh = m.User.get_one(first.id)
+    assert fresh.age == 99 and fresh.updated_at > first.updated_at
+    assert fresh.created_at == first.created_at
+
+
+@pytest.mark.anyio
+async def test_update_bulk_with_hooks_runs_validate_and_timestamps_async(am: Models) -> None:
+    created = await am.User.create_bulk(users(30), return_models=True)
+    n = await am.User.where(am.User.id > 0).update_bulk(
+        {"name": am.User.name + "!"}, with_hooks=True, batch_size=7
+    )
+    assert n == 30
+    loaded = await am.User.order_by("id").all()
+    assert all(u.name.endswith("!") for u in loaded)
+    assert all(u.updated_at > c.updated_at for u, c in zip(loaded, created, strict=True))
+    with pytest.raises(ValidationError) as info:
+        await am.User.where(am.User.id > 0).update_bulk({"name": "invalid"}, with_hooks=True)
+    assert info.value.field == "name"
+    assert all(u.name.endswith("!") for u in await am.User.all())
+
+
+def test_update_bulk_values_are_checked_before_anything_runs(m: Models) -> None:
+    m.User.create_bulk(users(3))
+    with pytest.raises(ValidationError) as info:
+        m.User.where(m.User.id > 0).update_bulk({"name": "x" * 51})
+    assert info.value.field == "name"
+    with pytest.raises(ValidationError):
+        m.User.where(m.User.id > 0).update_bulk({"age": "old"})
+    with pytest.raises(InvalidQueryError):
+        m.User.where(m.User.id > 0).update_bulk({})
+    assert names(m)["u1@x.io"] == "user 1"
+
+
+def test_hook_failure_midway_through_10000_rows_leaves_table_unchanged(m: Models) -> None:
+    m.User.create_bulk(users(10_000), batch_size=2_000)
+    before = names(m)
+    victim = m.User.where(m.User.email == "u6000@x.io").one()
+    new_name = case((m.User.id == victim.id, "invalid"), else_=m.User.name + "!")
+    with pytest.raises(ValidationError):
+        m.User.where(m.User.id > 0).update_bulk({"name": new_name}, with_hooks=True)
+    assert names(m) == before  # the 5,999 rows before it were rolled back too
+
+
+@pytest.mark.anyio
+async def test_hook_failure_inside_a_transaction_rolls_back_only_the_bulk_async(
+    am: Models,
+) -> None:
+    await am.User.create_bulk(users(20))
+    async with am.db.transaction():
+        await am.User.create(email="kept@x.io", name="kept")
+        with pytest.raises(ValidationError):
+            await am.User.where(am.User.age > 5).update_bulk(
+                {"name": case((am.User.age == 15, "invalid"), else_="changed")},
+                with_hooks=True,
+                batch_size=4,
+            )
+        assert await am.User.where(am.User.name == "changed").count() == 0
+    assert "kept@x.io" in user_emails(am)  # the enclosing transaction went on and committed
+
+
+def test_bulk_requires_a_filter_unless_told(m: Models) -> None:
+    m.User.create_bulk(users(3))
+    with pytest.raises(InvalidQueryError, match="require_filter=False"):
+        m.User.update_bulk({"name": "all"})
+    with pytest.raises(InvalidQueryError, match="require_filter=False"):
+        m.User.query().delete_bulk()
+    assert m.User.update_bulk({"age": 1}, require_filter=False) == 3
+    with pytest.raises(InvalidQueryError):
+        m.User.order_by("id").limit(1).update_bulk({"age": 2}, require_filter=False)
+    with pytest.raises(InvalidQueryError):
+        m.User.where(m.User.id > 0).update_bulk({"age": 2}, batch_size=0)
+    assert m.User.delete_bulk(require_filter=False) == 3
+    assert count_rows(m, "users") == 0
+
+
+def test_delete_bulk_set_based_and_hooked_sync(m: Models) -> None:
+    m.User.create_bulk(users(20))
+    engine = m.db._engines.sync_engine()
+    with counting_writes(m.db, engine) as writes:
+        assert m.User.where(m.User.age < 5).delete_bulk() == 5
+    assert len(writes) == 1
+    assert m.User.where(m.User.age < 12).delete_bulk(with_hooks=True, batch_size=3) == 7
+    assert count_rows(m, "users") == 8
+
+
+@pytest.mark.parametrize("with_hooks", [False, True])
+def test_delete_bulk_refused_by_a_foreign_key_deletes_nothing(m: Models, with_hooks: bool) -> None:
+    first = m.Customer.create(name="a")
+    second = m.Customer.create(name="b")
+    m.Order.create(total=1, customer_id=second.id)
+    with pytest.raises(IntegrityError) as info:
+        m.Customer.where(m.Customer.id > 0).delete_bulk(with_hooks=with_hooks, batch_size=1)
+    assert info.value.kind in ("foreign_key", "not_null")  # hooks: the ORM nulls the child
+    assert count_rows(m, "customers") == 2 and m.Customer.get(first.id) is not None
+
+
+@pytest.mark.anyio
+async def test_delete_bulk_async_inside_transaction_keeps_identity_map_in_step(
+    am: Models,
+) -> None:
+    await am.User.create_bulk(users(6))
+    async with am.db.transaction():
+        loaded = await am.User.order_by("id").all()
+        assert await am.User.where(am.User.age >= 3).update_bulk({"name": "renamed"}) == 3
+        assert [u.name for u in loaded[3:]] == ["renamed"] * 3  # same objects, updated
+        assert await am.User.where(am.User.age >= 3).delete_bulk() == 3
+        assert await am.User.count() == 3
+    assert user_emails(am) == ["u0@x.io", "u1@x.io", "u2@x.io"]
+
+
+# -- iterate ---------------------------------------------------------------------
+
+
+def define_items(db: Database) -> Any:
+    class Item(db.Model):
+        __tablename__ = "items"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        n: Mapped[int]
+
+    return Item
+
+
+def test_iterate_rows_and_batches_sync(m: Models) -> None:
+    m.User.create_bulk(users(25))
+    ages = [u.age for u in m.User.where(m.User.age >= 5).iterate(batch_size=4)]
+    assert ages == list(range(5, 25))
+    batches = list(m.User.order_by("-age").iterate(batch_size=10, batch=True))
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert batches[0][0].age == 24
+    with pytest.raises(InvalidQueryError):
+        m.User.iterate(batch_size=0)
+
+
+@pytest.mark.anyio
+async def test_iterate_async_and_inside_a_transaction(am: Models) -> None:
+    await am.User.create_bulk(users(12))
+    seen = [u.age async for u in am.User.iterate(batch_size=5)]
+    assert seen == list(range(12))
+    async with am.db.transaction():
+        async for group in am.User.where(am.User.age < 6).iterate(batch_size=4, batch=True):
+            for user in group:  # the loop body may write on the same transaction
+                await user.update(name="seen")
+    assert await am.User.where(am.User.name == "seen").count() == 6
+
+
+def test_iterate_closes_its_session_when_abandoned(m: Models) -> None:
+    m.User.create_bulk(users(10))
+    engine = m.db._engines.sync_engine()
+    stream = m.User.iterate(batch_size=2)
+    next(stream)
+    assert engine.pool.checkedout() == 1
+    stream.close()
+    assert engine.pool.checkedout() == 0
+
+
+ROWS = 100_000
+
+
+def live_peak_while(iterating: Iterator[Any]) -> tuple[int, int, int]:
+    """(rows seen, most model instances alive at once, peak bytes traced)."""
+    alive: weakref.WeakSet[Any] = weakref.WeakSet()
+    most = seen = 0
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for row in iterating:
+            seen += 1
+            alive.add(row)
+            if seen % 1000 == 0:
+                most = max(most, len(alive))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return seen, most, peak
+
+
+def test_iterate_100000_rows_in_constant_memory(url: str) -> None:
+    db = Database(url)
+    Item = define_items(db)
+    db.create_all()
+    try:
+        Item.create_bulk(({"n": i} for i in range(ROWS)), batch_size=10_000)
+        seen, most_alive, iterate_peak = live_peak_while(Item.iterate(batch_size=500))
+        assert seen == ROWS
+        assert most_alive <= 1_000  # about one batch, never the whole table
+        tracemalloc.start()
+        everything = Item.all()
+        _, all_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert len(everything) == ROWS
+        del everything
+        assert iterate_peak * 10 < all_peak  # loading it all needs >10x the memory
+    finally:
+        db.disconnect()
