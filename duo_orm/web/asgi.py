@@ -1,0 +1,100 @@
+"""The pure-ASGI part every adapter shares: settle the unit of work at response start.
+
+``UnitOfWorkMiddleware`` puts a :class:`RequestState` in each HTTP scope and
+watches the messages the app sends. On ``http.response.start`` it commits (2xx
+and 3xx) or rolls back (anything else) BEFORE passing the message on, so a
+client never receives a success for a write that did not commit; when the
+commit fails it sends an error response instead. An exception escaping the
+app, a cancelled request, or a client that has gone away rolls back. Scopes
+other than HTTP pass through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .errors import ErrorInfo
+from .unit_of_work import SCOPE_KEY, RequestState
+
+if TYPE_CHECKING:
+    from ..database import Database
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# status, headers, body: an error response ready to send
+RenderedError = tuple[int, list[tuple[bytes, bytes]], bytes]
+ErrorRenderer = Callable[[ErrorInfo], RenderedError]
+
+
+class UnitOfWorkMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        databases: Sequence[Database],
+        render_error: ErrorRenderer,
+        exclude_paths: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        self.databases = tuple(databases)
+        self.render_error = render_error
+        self.exclude_paths = tuple(exclude_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._excluded(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        state = RequestState(self.databases)
+        scope[SCOPE_KEY] = state
+        request_read = False
+        replaced = False
+
+        async def watched_receive() -> Message:
+            nonlocal request_read
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                state.client_gone = True
+            elif message["type"] == "http.request" and not message.get("more_body", False):
+                request_read = True
+            return message
+
+        async def settling_send(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the original response was replaced by an error
+            if message["type"] == "http.response.start" and state.units:
+                if request_read and not state.client_gone:
+                    await _notice_disconnect(watched_receive)
+                failure = await state.finish(int(message["status"]))
+                if failure is not None:
+                    replaced = True
+                    status, headers, body = self.render_error(failure)
+                    await send(
+                        {"type": "http.response.start", "status": status, "headers": headers}
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, watched_receive, settling_send)
+        finally:
+            # An exception, a cancellation, or no response at all: nothing commits.
+            with anyio.CancelScope(shield=True):
+                await state.finish(None)
+
+    def _excluded(self, path: str) -> bool:
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.exclude_paths)
+
+
+async def _notice_disconnect(receive: Receive) -> None:
+    """Pick up an ``http.disconnect`` the server already has, without waiting for one."""
+    with anyio.move_on_after(0):
+        await receive()

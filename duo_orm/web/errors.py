@@ -1,0 +1,107 @@
+"""Which HTTP status and message an exception becomes, for every adapter.
+
+The mapping is the one DESIGN.md fixes: ValidationError 422, ObjectNotFoundError
+404, InvalidQueryError 400, IntegrityError and TransactionConflictError 409,
+anything else 500. Messages shown to clients never contain SQL, driver text or
+tracebacks: 409s say what kind of conflict happened and name the constraint,
+500s say nothing beyond the status.
+"""
+
+from __future__ import annotations
+
+import json
+import dataclasses
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import translate
+from ..exceptions import (
+    DuoOrmError,
+    IntegrityError,
+    InvalidQueryError,
+    ObjectNotFoundError,
+    TransactionConflictError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+
+_CONFLICTS = {
+    "unique": "A record with the same unique value already exists.",
+    "foreign_key": "The record refers to a record that does not exist, or is still referred to.",
+    "not_null": "A required value is missing.",
+    "check": "A value breaks a rule of the database.",
+    "other": "The change conflicts with the data already stored.",
+}
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A client-safe description of an error: what every error body is built from."""
+
+    status: int
+    detail: str
+    field: str | None = None
+    constraint: str | None = None
+    retryable: bool = False
+    errors: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # pydantic-style details
+
+    @property
+    def title(self) -> str:
+        return HTTPStatus(self.status).phrase
+
+
+def classify(exc: BaseException) -> ErrorInfo | None:
+    """The HTTP meaning of a database-layer error; ``None`` for anything else."""
+    if isinstance(exc, SQLAlchemyError):
+        exc = translate(exc)
+    if not isinstance(exc, DuoOrmError):
+        return None
+    if isinstance(exc, ValidationError):
+        detail = exc.detail if isinstance(exc.detail, list) else []
+        return ErrorInfo(422, exc.message, field=exc.field, errors=detail)
+    if isinstance(exc, ObjectNotFoundError):
+        return ErrorInfo(404, str(exc))
+    if isinstance(exc, UnsupportedOperationError):
+        return internal_error()  # a programming error on the server, not bad input
+    if isinstance(exc, InvalidQueryError):
+        return ErrorInfo(400, str(exc))
+    if isinstance(exc, IntegrityError):
+        return ErrorInfo(409, _CONFLICTS[exc.kind], constraint=exc.constraint)
+    if isinstance(exc, TransactionConflictError):
+        return ErrorInfo(
+            409, "The request conflicted with a concurrent change; retry it.", retryable=True
+        )
+    return internal_error()
+
+
+def internal_error() -> ErrorInfo:
+    return ErrorInfo(500, "Internal Server Error")
+
+
+def problem_body(info: ErrorInfo) -> dict[str, Any]:
+    """An RFC 9457 ``application/problem+json`` document."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": info.title,
+        "status": info.status,
+        "detail": info.detail,
+    }
+    if info.field is not None:
+        body["field"] = info.field
+    if info.constraint is not None:
+        body["constraint"] = info.constraint
+    if info.retryable:
+        body["retryable"] = True
+    if info.errors:
+        body["errors"] = info.errors
+    return body
+
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), default=str).encode()

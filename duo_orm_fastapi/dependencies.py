@@ -1,0 +1,32 @@
+"""The ``unit_of_work`` dependency: put a route, router or app in the request transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from duo_orm import Database
+from duo_orm.web import open_unit
+
+
+async def unit_of_work(request: Request) -> AsyncSession:
+    """Every ORM call of this request (``async def`` or ``def``) joins one transaction.
+
+    It commits just before the response starts when the status is below 400,
+    and rolls back otherwise. The session is returned for the rare raw statement.
+    """
+    unit = await open_unit(request.scope)
+    return unit.session
+
+
+def unit_of_work_for(db: Database) -> Callable[[Request], Awaitable[AsyncSession]]:
+    """``unit_of_work`` for one of several databases served by the app."""
+
+    async def dependency(request: Request) -> AsyncSession:
+        unit = await open_unit(request.scope, db)
+        return unit.session
+
+    dependency.__duo_orm_unit_of_work__ = True  # type: ignore[attr-defined]
+    return dependency

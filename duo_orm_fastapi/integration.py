@@ -1,0 +1,86 @@
+"""``DuoORM(app, db)``: everything the adapter adds to a FastAPI app, in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+
+from duo_orm import Database
+from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
+
+from .errors import ErrorStyle, error_responses, install_error_handlers, render
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+def duo_lifespan(*databases: Database, lifespan: Lifespan | None = None) -> Lifespan:
+    """``FastAPI(lifespan=duo_lifespan(db))``: connect at startup, dispose at shutdown.
+
+    Pass your own lifespan as ``lifespan=`` and it runs inside, with the
+    databases already connected.
+    """
+    return compose_lifespan(databases, lifespan)
+
+
+class DuoORM:
+    """Install the request unit of work, engine lifespan, error handlers and OpenAPI docs.
+
+    Routes opt in to the request transaction with ``Depends(unit_of_work)`` (per
+    route, per router, or ``FastAPI(dependencies=[...])`` for the whole app).
+    """
+
+    def __init__(
+        self,
+        app: FastAPI,
+        *databases: Database,
+        error_style: ErrorStyle = "detail",
+        exclude_paths: Sequence[str] = (),
+        manage_lifespan: bool = True,
+    ) -> None:
+        if not databases:
+            raise TypeError("DuoORM(app, db) needs at least one Database")
+        self.app = app
+        self.databases = databases
+        self.error_style: ErrorStyle = error_style
+        app.add_middleware(
+            UnitOfWorkMiddleware,
+            databases=databases,
+            render_error=lambda info: render(info, error_style),
+            exclude_paths=exclude_paths,
+        )
+        install_error_handlers(app, error_style=error_style)
+        if manage_lifespan:
+            app.router.lifespan_context = compose_lifespan(databases, app.router.lifespan_context)
+        self._document_errors()
+
+    def _document_errors(self) -> None:
+        """List the mapped error responses on every operation in the OpenAPI schema.
+
+        The handlers are app-wide (statement-mode calls raise the same errors as
+        request transactions), so every operation can answer 404/409/422.
+        """
+        app, style = self.app, self.error_style
+        generate = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            if app.openapi_schema is not None:
+                return app.openapi_schema
+            schema = generate()
+            documented = error_responses(error_style=style)
+            for path_item in schema.get("paths", {}).values():
+                for method, operation in path_item.items():
+                    if method not in _HTTP_METHODS:
+                        continue
+                    responses = operation.setdefault("responses", {})
+                    for status, spec in documented.items():
+                        responses.setdefault(str(status), spec)
+            app.openapi_schema = schema
+            return schema
+
+        app.openapi = openapi  # type: ignore[method-assign]
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
