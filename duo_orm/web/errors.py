@@ -9,8 +9,8 @@ tracebacks: 409s say what kind of conflict happened and name the constraint,
 
 from __future__ import annotations
 
-import json
 import dataclasses
+import json
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
