@@ -11,6 +11,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.pool import QueuePool
 
 from . import dispatch
 from .engines import Engines
@@ -150,6 +151,14 @@ class Database:
         return None
 
     # -- internals used by dispatch and transactions --------------------------
+
+    def _pool_capacity(self) -> int | None:
+        """How many connections the async pool can hand out at once (None: no limit)."""
+        pool = self._engines.async_engine().sync_engine.pool
+        if isinstance(pool, QueuePool):
+            overflow = pool._max_overflow
+            return None if overflow < 0 else pool.size() + overflow
+        return None
 
     def _current_frame(self) -> Frame | None:
         frame = self._ambient.get()

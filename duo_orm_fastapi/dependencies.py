@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -17,15 +18,21 @@ async def unit_of_work(request: Request) -> AsyncSession:
     It commits just before the response starts when the status is below 400,
     and rolls back otherwise. The session is returned for the rare raw statement.
     """
-    unit = await open_unit(request.scope)
+    unit = await open_unit(request.scope, gated=_runs_in_thread(request))
     return unit.session
+
+
+def _runs_in_thread(request: Request) -> bool:
+    """FastAPI runs ``def`` endpoints (and their response validation) in its thread pool."""
+    endpoint = request.scope.get("endpoint")
+    return endpoint is not None and not inspect.iscoroutinefunction(endpoint)
 
 
 def unit_of_work_for(db: Database) -> Callable[[Request], Awaitable[AsyncSession]]:
     """``unit_of_work`` for one of several databases served by the app."""
 
     async def dependency(request: Request) -> AsyncSession:
-        unit = await open_unit(request.scope, db)
+        unit = await open_unit(request.scope, db, gated=_runs_in_thread(request))
         return unit.session
 
     dependency.__duo_orm_unit_of_work__ = True  # type: ignore[attr-defined]

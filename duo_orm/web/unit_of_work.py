@@ -11,11 +11,14 @@ back as an :class:`ErrorInfo` to send instead of the original response.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..exceptions import ConfigurationError
@@ -37,6 +40,7 @@ class Unit:
     db: Database
     block: TransactionBlock
     session: AsyncSession
+    gate: anyio.Semaphore | None = None
 
 
 @dataclass
@@ -65,14 +69,18 @@ class RequestState:
         commit = status is not None and status < 400 and not self.client_gone
         failure: ErrorInfo | None = None
         for unit in self.units:
-            if commit and failure is None:
-                try:
-                    await unit.block.__aexit__(None, None, None)
-                except Exception as exc:  # the commit failed: the response must say so
-                    failure = classify(exc) or internal_error()
-                continue
-            with anyio.CancelScope(shield=True):
-                await unit.block.__aexit__(_Rollback, _Rollback(), None)
+            try:
+                if commit and failure is None:
+                    try:
+                        await unit.block.__aexit__(None, None, None)
+                    except Exception as exc:  # the commit failed: the response must say so
+                        failure = classify(exc) or internal_error()
+                    continue
+                with anyio.CancelScope(shield=True):
+                    await unit.block.__aexit__(_Rollback, _Rollback(), None)
+            finally:
+                if unit.gate is not None:
+                    unit.gate.release()
         return failure
 
 
@@ -87,8 +95,15 @@ def request_state(scope: MutableMapping[str, Any]) -> RequestState:
     return state
 
 
-async def open_unit(scope: MutableMapping[str, Any], db: Database | None = None) -> Unit:
-    """The request's transaction on ``db``: opened on first request, reused after that."""
+async def open_unit(
+    scope: MutableMapping[str, Any], db: Database | None = None, *, gated: bool = False
+) -> Unit:
+    """The request's transaction on ``db``: opened on first request, reused after that.
+
+    ``gated`` bounds how many such transactions are open at once (see
+    :func:`transaction_gate`); adapters ask for it for handlers that run in
+    worker threads.
+    """
     state = request_state(scope)
     database = state.database(db)
     for unit in state.units:
@@ -96,8 +111,42 @@ async def open_unit(scope: MutableMapping[str, Any], db: Database | None = None)
             return unit
     if state.finished:
         raise ConfigurationError("The response has started; the request transaction is over.")
-    block = database.transaction()
-    session = await block.__aenter__()
-    unit = Unit(database, block, session)
+    gate = transaction_gate(database) if gated else None
+    if gate is not None:
+        await gate.acquire()
+    try:
+        block = database.transaction()
+        session = await block.__aenter__()
+    except BaseException:
+        if gate is not None:
+            gate.release()
+        raise
+    unit = Unit(database, block, session, gate)
     state.units.append(unit)
     return unit
+
+
+_gates: weakref.WeakKeyDictionary[Database, tuple[asyncio.AbstractEventLoop, anyio.Semaphore]]
+_gates = weakref.WeakKeyDictionary()
+
+
+def transaction_gate(db: Database) -> anyio.Semaphore:
+    """A per-database bound on request transactions whose handlers run in worker threads.
+
+    Such a handler holds a thread while it waits for a connection (or SQLite's
+    write lock), and a framework may need another thread to finish a request
+    that holds one (FastAPI validates a ``def`` endpoint's response in its
+    thread pool). With more waiting handlers than threads every request would
+    wait for every other. Admitting at most half the threads, and no more than
+    the pool can serve, before the handler runs keeps a thread free for each
+    request that holds a connection.
+    """
+    loop = asyncio.get_running_loop()
+    known = _gates.get(db)
+    if known is not None and known[0] is loop:
+        return known[1]
+    threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+    capacity = max(1, min(threads // 2, db._pool_capacity() or threads))
+    gate = anyio.Semaphore(capacity)
+    _gates[db] = (loop, gate)
+    return gate

@@ -1,0 +1,95 @@
+"""What the conformance apps are made of, whatever the framework.
+
+Each framework's factory (``apps_<framework>.py``) builds the same routes, in
+``async def`` and ``def`` flavours, on top of these models and helpers. The
+suite in ``test_conformance.py`` only speaks HTTP to the resulting ASGI app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+from sqlalchemy import ForeignKey
+
+from duo_orm import Database, Mapped, String, ValidationError, mapped_column
+
+Handlers = Literal["async", "sync"]
+
+
+@dataclass
+class Shop:
+    db: Database
+    Item: Any
+    # what background tasks saw: (name written, was a transaction ambient?)
+    background: list[tuple[str, bool]] = field(default_factory=list)
+
+
+def define_shop(db: Database) -> Shop:
+    class Item(db.Model):
+        __tablename__ = "items"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(String(50), unique=True)
+        # checked only at COMMIT: the way to make a commit fail on purpose
+        ref_id: Mapped[int | None] = mapped_column(
+            ForeignKey("items.id", deferrable=True, initially="DEFERRED")
+        )
+
+        def validate(self) -> None:
+            if self.name == "invalid":
+                raise ValidationError("name may not be 'invalid'", field="name")
+
+    return Shop(db, Item)
+
+
+AppFactory = Callable[[Shop, Handlers], Any]
+
+
+@asynccontextmanager
+async def lifespan_running(app: Any) -> AsyncIterator[None]:
+    """Run an ASGI app's lifespan (startup before, shutdown after) like a server does."""
+    to_app: Any
+    from_app: Any
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, Any]](10)
+    app_outbox, from_app = anyio.create_memory_object_stream[dict[str, Any]](10)
+
+    async def run() -> None:
+        async def receive() -> dict[str, Any]:
+            return await app_inbox.receive()
+
+        async def send(message: dict[str, Any]) -> None:
+            await app_outbox.send(message)
+
+        try:
+            await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+        except Exception:  # after lifespan.startup.failed frameworks re-raise; servers log it
+            pass
+
+    failure: str | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await to_app.send({"type": "lifespan.startup"})
+        started = await from_app.receive()
+        if started["type"] != "lifespan.startup.complete":
+            failure = str(started.get("message", "lifespan startup failed"))
+            tg.cancel_scope.cancel()
+        else:
+            try:
+                yield
+            finally:
+                await to_app.send({"type": "lifespan.shutdown"})
+                await from_app.receive()
+    if failure is not None:
+        raise RuntimeError(failure)
+
+
+async def startup_failure(app: Any) -> str:
+    """The message a failing lifespan startup reports (empty if it started)."""
+    try:
+        async with lifespan_running(app):
+            return ""
+    except RuntimeError as exc:
+        return str(exc)
