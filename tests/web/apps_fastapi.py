@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException
@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from duo_orm_fastapi import DuoORM, unit_of_work
 
 from .scenario import Handlers, Shop
+
+RequestSession = Annotated[AsyncSession, Depends(unit_of_work)]
 
 
 class ItemIn(BaseModel):
@@ -108,9 +110,7 @@ def _async_routes(router: APIRouter, shop: Shop) -> None:
         return {"ok": payload.name}
 
     @router.post("/items/tagged", status_code=201)
-    async def tagged(
-        payload: ItemIn, session: AsyncSession = Depends(unit_of_work)
-    ) -> dict[str, Any]:
+    async def tagged(payload: ItemIn, session: RequestSession) -> dict[str, Any]:
         session.info["tag"] = payload.name
         item = await Item.create(payload)
         await anyio.sleep(0)
@@ -190,7 +190,7 @@ def _sync_routes(router: APIRouter, shop: Shop) -> None:
         return {"ok": payload.name}
 
     @router.post("/items/tagged", status_code=201)
-    def tagged(payload: ItemIn, session: AsyncSession = Depends(unit_of_work)) -> dict[str, Any]:
+    def tagged(payload: ItemIn, session: RequestSession) -> dict[str, Any]:
         session.info["tag"] = payload.name
         item = Item.create(payload)
         time.sleep(0)

@@ -58,7 +58,9 @@ async def served(url: str, framework: str, handlers: Handlers) -> AsyncIterator[
     await db.create_all()
     app = factory(framework)(shop, handlers)
     transport = httpx.ASGITransport(app=app)
-    async with lifespan_running(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Served(shop, app, client, handlers)
+    async with (
+        lifespan_running(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        yield Served(shop, app, client, handlers)
     await db.disconnect()
