@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test postgres lint types clean
+.PHONY: setup demo serve test postgres lint types clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,12 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-demo: setup  ## run the quickstart on the embedded SQLite default
+demo: setup  ## the core quickstart, then the FastAPI example served on loopback and toured over HTTP
 	$(BIN)/python examples/quickstart.py
+	$(BIN)/python -m examples.fastapi_app.tour
+
+serve: setup  ## serve the FastAPI example on http://127.0.0.1:8000 (embedded SQLite)
+	$(BIN)/uvicorn examples.fastapi_app.main:app --host 127.0.0.1 --port 8000
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,24 @@
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UserSchema:
+    class Create(BaseModel):
+        email: str
+        name: str
+
+    class Update(BaseModel):
+        email: str | None = None
+        name: str | None = None
+        active: bool | None = None
+
+    class Read(BaseModel):
+        model_config = ConfigDict(from_attributes=True)
+
+        id: int
+        email: str
+        name: str
+        active: bool
+        created_at: datetime
+        updated_at: datetime

@@ -1,0 +1,64 @@
+"""``make demo``: serve the example on loopback with uvicorn and walk through it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="duo-orm-demo-"))
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{folder / 'demo.db'}")
+    from .main import app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    print(f"serving the FastAPI example on http://127.0.0.1:{port} ({os.environ['DATABASE_URL']})")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            tour(client)
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+def show(label: str, response: httpx.Response) -> httpx.Response:
+    body = json.dumps(response.json()) if response.content else ""
+    request = response.request
+    line = f"{label:<34} {request.method:<5} {request.url.path:<18} -> {response.status_code}"
+    print(f"{line} {body[:110]}")
+    return response
+
+
+def tour(client: httpx.Client) -> None:
+    ann = show("create", client.post("/users/", json={"email": "ann@x.io", "name": "Ann"})).json()
+    show("create", client.post("/users/", json={"email": "bob@x.io", "name": "Bob"}))
+    show("list", client.get("/users/"))
+    show("patch (only the name)", client.patch(f"/users/{ann['id']}", json={"name": "Annie"}))
+    show("bulk-bump (hooks per row)", client.post("/users/bulk-bump"))
+    show("list, sorted by -name", client.get("/users/", params={"sort": "-name"}))
+    show("422: validate() refuses", client.post("/users/", json={"email": "nope", "name": "N"}))
+    show("422: bad body", client.post("/users/", json={"email": "c@x.io"}))
+    show("404: missing user", client.get("/users/999"))
+    show("409: duplicate email", client.post("/users/", json={"email": "ann@x.io", "name": "A"}))
+    show("400: unknown sort field", client.get("/users/", params={"sort": "password"}))
+    documented = client.get("/openapi.json").json()["paths"]["/users/"]["post"]["responses"]
+    print(f"{'OpenAPI responses for POST /users/':<34} {sorted(documented)}")
+
+
+if __name__ == "__main__":
+    main()

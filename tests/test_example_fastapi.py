@@ -1,0 +1,107 @@
+"""The FastAPI example app (examples/fastapi_app), end to end over HTTP on SQLite."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+# The example reads its URL at import, as a deployed app would.
+os.environ["DATABASE_URL"] = f"sqlite:///{Path(tempfile.mkdtemp()) / 'example.db'}"
+
+from examples.fastapi_app.db.database import db
+from examples.fastapi_app.main import app
+
+from .web.scenario import lifespan_running
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    await db.create_all()
+    async with (
+        lifespan_running(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        yield client
+    await db.drop_all()
+    await db.disconnect()
+
+
+async def create(client: httpx.AsyncClient, email: str, name: str) -> dict[str, object]:
+    response = await client.post("/users/", json={"email": email, "name": name})
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def test_create_list_and_get(client: httpx.AsyncClient) -> None:
+    ann = await create(client, "ann@x.io", "Ann")
+    await create(client, "bob@x.io", "Bob")
+    assert set(ann) == {"id", "email", "name", "active", "created_at", "updated_at"}
+    listed = (await client.get("/users/")).json()
+    assert [u["email"] for u in listed] == ["ann@x.io", "bob@x.io"]
+    by_name = (await client.get("/users/", params={"sort": "-name"})).json()
+    assert [u["name"] for u in by_name] == ["Bob", "Ann"]
+    assert (await client.get(f"/users/{ann['id']}")).json()["name"] == "Ann"
+
+
+async def test_patch_changes_only_what_was_sent(client: httpx.AsyncClient) -> None:
+    ann = await create(client, "ann@x.io", "Ann")
+    response = await client.patch(f"/users/{ann['id']}", json={"name": "Annie"})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["name"], body["email"], body["active"]) == ("Annie", "ann@x.io", True)
+    assert body["updated_at"] > ann["updated_at"]  # type: ignore[operator]
+    bad = await client.patch(f"/users/{ann['id']}", json={"email": "no-at-sign"})
+    assert bad.status_code == 422
+    assert (await client.get(f"/users/{ann['id']}")).json()["email"] == "ann@x.io"
+
+
+async def test_missing_user_is_404(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/users/999")).status_code == 404
+    response = await client.patch("/users/999", json={"name": "X"})
+    assert response.status_code == 404 and "not found" in response.json()["detail"]
+
+
+async def test_validate_failure_and_bad_body_are_422(client: httpx.AsyncClient) -> None:
+    refused = await client.post("/users/", json={"email": "nope", "name": "N"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "email"]
+    blank = await client.post("/users/", json={"email": "b@x.io", "name": "  "})
+    assert blank.json()["detail"][0]["loc"] == ["body", "name"]
+    missing = await client.post("/users/", json={"email": "c@x.io"})
+    assert missing.status_code == 422 and missing.json()["detail"][0]["type"] == "missing"
+    assert (await client.get("/users/")).json() == []
+
+
+async def test_duplicate_email_is_409(client: httpx.AsyncClient) -> None:
+    await create(client, "ann@x.io", "Ann")
+    response = await client.post("/users/", json={"email": "ann@x.io", "name": "Other"})
+    assert response.status_code == 409
+    assert [u["name"] for u in (await client.get("/users/")).json()] == ["Ann"]
+
+
+async def test_bulk_bump_runs_hooks_per_row(client: httpx.AsyncClient) -> None:
+    before = [await create(client, f"u{i}@x.io", f"U{i}") for i in range(3)]
+    response = await client.post("/users/bulk-bump")
+    assert response.status_code == 200 and response.json() == 3
+    after = (await client.get("/users/")).json()
+    assert [u["name"] for u in after] == ["U0!", "U1!", "U2!"]
+    assert all(a["updated_at"] > b["updated_at"] for a, b in zip(after, before, strict=True))
+
+
+async def test_bad_sort_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.get("/users/", params={"sort": "email desc"})
+    assert response.status_code == 400
+
+
+async def test_openapi_lists_the_error_responses(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path, method in [("/users/", "post"), ("/users/{user_id}", "patch"), ("/users/", "get")]:
+        assert {"404", "409", "422"} <= set(paths[path][method]["responses"]), (path, method)
