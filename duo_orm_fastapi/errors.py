@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -11,33 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from duo_orm import DuoOrmError
-from duo_orm.web import ErrorInfo, classify, problem_body
-from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, encode, internal_error
-
-ErrorStyle = Literal["detail", "problem"]
+from duo_orm.web import classify
+from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, ErrorStyle, error_body, internal_error
 
 logger = logging.getLogger("duo_orm.fastapi")
-
-
-def error_body(info: ErrorInfo, style: ErrorStyle) -> tuple[dict[str, Any], str]:
-    """The body and content type of an error response."""
-    if style == "problem":
-        return problem_body(info), PROBLEM_CONTENT_TYPE
-    if info.status == 422:
-        location: list[str] = ["body", info.field] if info.field else ["body"]
-        item = {"type": "value_error", "loc": location, "msg": info.detail}
-        return {"detail": [item, *info.errors]}, "application/json"
-    return {"detail": info.detail}, "application/json"
-
-
-def render(info: ErrorInfo, style: ErrorStyle) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body, content_type = error_body(info, style)
-    payload = encode(body)
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    return info.status, headers, payload
 
 
 def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "detail") -> None:

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 
 from duo_orm import Database
 from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
+from duo_orm.web.errors import ErrorStyle, render
 
-from .errors import ErrorStyle, error_responses, install_error_handlers, render
+from .errors import error_responses, install_error_handlers
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 

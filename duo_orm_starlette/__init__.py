@@ -1,4 +1,16 @@
-"""duo-orm adapter for Starlette: one database transaction per HTTP request.
+"""duo-orm for Starlette: one database transaction per HTTP request.
 
-Not implemented yet; see the project issues.
+```python
+app = Starlette(
+    routes=[...],
+    middleware=[Middleware(DuoORMMiddleware, db=db)],
+    lifespan=duo_lifespan(db),
+    exception_handlers=duo_exception_handlers(),
+)
+```
 """
+
+from .errors import duo_exception_handlers
+from .middleware import DuoORMMiddleware, duo_lifespan
+
+__all__ = ["DuoORMMiddleware", "duo_exception_handlers", "duo_lifespan"]

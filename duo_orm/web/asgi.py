@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .errors import ErrorInfo
-from .unit_of_work import SCOPE_KEY, RequestState
+from .unit_of_work import SCOPE_KEY, RequestState, open_unit
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -41,18 +41,29 @@ class UnitOfWorkMiddleware:
         databases: Sequence[Database],
         render_error: ErrorRenderer,
         exclude_paths: Sequence[str] = (),
+        read_only_paths: Sequence[str] = (),
+        every_request: bool = False,
     ) -> None:
+        """``every_request`` opens the transaction for each request up front (it takes
+        no connection until the first statement); otherwise handlers opt in through
+        the adapter's dependency. ``read_only_paths`` always roll back."""
         self.app = app
         self.databases = tuple(databases)
         self.render_error = render_error
         self.exclude_paths = tuple(exclude_paths)
+        self.read_only_paths = tuple(read_only_paths)
+        self.every_request = every_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._excluded(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        state = RequestState(self.databases)
+        path = scope.get("path", "")
+        state = RequestState(self.databases, read_only=_matches(path, self.read_only_paths))
         scope[SCOPE_KEY] = state
+        if self.every_request:
+            for db in self.databases:
+                await open_unit(scope, db)
         request_read = False
         replaced = False
 
@@ -91,7 +102,11 @@ class UnitOfWorkMiddleware:
                 await state.finish(None)
 
     def _excluded(self, path: str) -> bool:
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.exclude_paths)
+        return _matches(path, self.exclude_paths)
+
+
+def _matches(path: str, prefixes: Sequence[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 async def _notice_disconnect(receive: Receive) -> None:

@@ -13,8 +13,9 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import translate
@@ -101,6 +102,48 @@ def problem_body(info: ErrorInfo) -> dict[str, Any]:
 
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+ErrorStyle = Literal["detail", "problem"]
+
+
+def detail_body(info: ErrorInfo) -> dict[str, Any]:
+    """The ``{"detail": ...}`` body FastAPI and Starlette use for their own errors.
+
+    A 422 lists its problems the way FastAPI reports request validation errors,
+    so clients parse one shape whatever rejected the input.
+    """
+    if info.status == 422:
+        location: list[str] = ["body", info.field] if info.field else ["body"]
+        item = {"type": "value_error", "loc": location, "msg": info.detail}
+        return {"detail": [item, *info.errors] if info.field or not info.errors else info.errors}
+    return {"detail": info.detail}
+
+
+def error_body(info: ErrorInfo, style: ErrorStyle) -> tuple[dict[str, Any], str]:
+    """The body and content type of an error response in the chosen style."""
+    if style == "problem":
+        return problem_body(info), PROBLEM_CONTENT_TYPE
+    return detail_body(info), "application/json"
+
+
+def render(info: ErrorInfo, style: ErrorStyle) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A complete error response (status, headers, body) for the ASGI middleware to send."""
+    body, content_type = error_body(info, style)
+    payload = encode(body)
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    return info.status, headers, payload
+
+
+def request_body_error(exc: PydanticValidationError) -> ErrorInfo:
+    """A request body that failed its pydantic schema: 422 listing pydantic's errors."""
+    errors = [
+        {"type": e["type"], "loc": ["body", *e["loc"]], "msg": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
+    return ErrorInfo(422, f"Invalid {exc.title}", errors=errors)
 
 
 def encode(body: Any) -> bytes:

@@ -49,6 +49,7 @@ class RequestState:
 
     databases: Sequence[Database]
     units: list[Unit] = field(default_factory=list)
+    read_only: bool = False
     finished: bool = False
     client_gone: bool = False
 
@@ -66,7 +67,7 @@ class RequestState:
         if self.finished:
             return None
         self.finished = True
-        commit = status is not None and status < 400 and not self.client_gone
+        commit = status is not None and status < 400 and not (self.client_gone or self.read_only)
         failure: ErrorInfo | None = None
         for unit in self.units:
             try:

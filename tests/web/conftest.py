@@ -14,7 +14,7 @@ from duo_orm import Database
 
 from .scenario import AppFactory, Handlers, Shop, define_shop, lifespan_running
 
-FRAMEWORKS = ["fastapi"]  # Starlette and Litestar join by adding apps_<name>.make_app
+FRAMEWORKS = ["fastapi", "starlette"]  # Litestar joins by adding apps_litestar.make_app
 
 
 def factory(framework: str) -> AppFactory:

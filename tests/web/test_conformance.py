@@ -37,7 +37,7 @@ async def test_3xx_commits(served: Served) -> None:
 async def test_http_error_after_a_write_rolls_back(served: Served) -> None:
     response = await served.client.post("/items/then-http-error", json={"name": "x"})
     assert response.status_code == 400
-    assert response.json() == {"detail": "refused after writing"}
+    assert "refused after writing" in response.text  # in the framework's own error shape
     assert served.names() == []
 
 

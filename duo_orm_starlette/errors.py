@@ -1,0 +1,48 @@
+"""ORM errors as Starlette responses: ``{"detail": ...}`` bodies, or RFC 9457."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from duo_orm import DuoOrmError
+from duo_orm.web import ErrorInfo, classify
+from duo_orm.web.errors import ErrorStyle, error_body, internal_error, request_body_error
+
+logger = logging.getLogger("duo_orm.starlette")
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def duo_exception_handlers(*, error_style: ErrorStyle = "detail") -> dict[Any, Handler]:
+    """For ``Starlette(exception_handlers=...)``: 422, 404, 400, 409, and 500 without internals.
+
+    A pydantic ``ValidationError`` escaping an endpoint is a request body that did not
+    fit its schema: 422 with pydantic's list of problems.
+    """
+
+    def respond(info: ErrorInfo) -> Response:
+        body, content_type = error_body(info, error_style)
+        return JSONResponse(body, status_code=info.status, media_type=content_type)
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        info = classify(exc) or internal_error()
+        if info.status >= 500:
+            logger.error("Unhandled database error", exc_info=exc)
+        return respond(info)
+
+    async def body_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PydanticValidationError)
+        return respond(request_body_error(exc))
+
+    return {
+        DuoOrmError: database_error,
+        SQLAlchemyError: database_error,
+        PydanticValidationError: body_error,
+    }
