@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# which example `make demo` and `make serve` use: fastapi or starlette
+FRAMEWORK ?= fastapi
 
 .PHONY: setup demo serve test postgres lint types clean
 
@@ -13,12 +15,12 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-demo: setup  ## the core quickstart, then the FastAPI example served on loopback and toured over HTTP
+demo: setup  ## the core quickstart, then the $(FRAMEWORK) example served on loopback and toured over HTTP
 	$(BIN)/python examples/quickstart.py
-	$(BIN)/python -m examples.fastapi_app.tour
+	$(BIN)/python -m examples.tour $(FRAMEWORK)
 
-serve: setup  ## serve the FastAPI example on http://127.0.0.1:8000 (embedded SQLite)
-	$(BIN)/uvicorn examples.fastapi_app.main:app --host 127.0.0.1 --port 8000
+serve: setup  ## serve the $(FRAMEWORK) example on http://127.0.0.1:8000 (embedded SQLite)
+	$(BIN)/uvicorn examples.$(FRAMEWORK)_app.main:app --host 127.0.0.1 --port 8000
 
 lint: setup
 	$(BIN)/ruff check .

@@ -47,8 +47,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         backends = selected_backends(metafunc.config)
         if metafunc.definition.get_closest_marker("postgres"):
-            backends = [name for name in backends if BACKENDS[name] == "postgresql"]
+            # --db sqlite deselects these (see below) instead of skipping them
+            backends = [name for name in BACKENDS if BACKENDS[name] == "postgresql"]
         metafunc.parametrize("backend", backends, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any(BACKENDS[name] == "postgresql" for name in selected_backends(config)):
+        return
+    unwanted = [item for item in items if item.get_closest_marker("postgres")]
+    if unwanted:
+        config.hook.pytest_deselected(items=unwanted)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
 
 
 _outcomes: Counter[tuple[str, str]] = Counter()

@@ -1,10 +1,15 @@
-"""``make demo``: serve the example on loopback with uvicorn and walk through it over HTTP."""
+"""``make demo``: serve an example app on loopback with uvicorn and walk through it over HTTP.
+
+``python -m examples.tour [fastapi|starlette]`` (default: fastapi).
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -13,11 +18,19 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+APPS = {
+    "fastapi": "examples.fastapi_app.main",
+    "starlette": "examples.starlette_app.main",
+}
+
 
 def main() -> None:
+    framework = sys.argv[1] if len(sys.argv) > 1 else "fastapi"
+    if framework not in APPS:
+        raise SystemExit(f"unknown framework {framework!r}; choose from {', '.join(APPS)}")
     folder = Path(tempfile.mkdtemp(prefix="duo-orm-demo-"))
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{folder / 'demo.db'}")
-    from .main import app
+    app = importlib.import_module(APPS[framework]).app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -27,7 +40,9 @@ def main() -> None:
     thread.start()
     while not server.started:
         time.sleep(0.02)
-    print(f"serving the FastAPI example on http://127.0.0.1:{port} ({os.environ['DATABASE_URL']})")
+    print(
+        f"serving the {framework} example on http://127.0.0.1:{port} ({os.environ['DATABASE_URL']})"
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             tour(client)
@@ -56,8 +71,10 @@ def tour(client: httpx.Client) -> None:
     show("404: missing user", client.get("/users/999"))
     show("409: duplicate email", client.post("/users/", json={"email": "ann@x.io", "name": "A"}))
     show("400: unknown sort field", client.get("/users/", params={"sort": "password"}))
-    documented = client.get("/openapi.json").json()["paths"]["/users/"]["post"]["responses"]
-    print(f"{'OpenAPI responses for POST /users/':<34} {sorted(documented)}")
+    schema = client.get("/openapi.json")
+    if schema.status_code == 200:
+        documented = schema.json()["paths"]["/users/"]["post"]["responses"]
+        print(f"{'OpenAPI responses for POST /users/':<34} {sorted(documented)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The FastAPI example app (examples/fastapi_app), end to end over HTTP on SQLite."""
+"""The example apps (examples/fastapi_app, examples/starlette_app): one users API, end to
+end over HTTP on SQLite, whichever framework serves it."""
 
 from __future__ import annotations
 
@@ -14,15 +15,20 @@ import pytest
 os.environ["DATABASE_URL"] = f"sqlite:///{Path(tempfile.mkdtemp()) / 'example.db'}"
 
 from examples.fastapi_app.db.database import db
-from examples.fastapi_app.main import app
+from examples.fastapi_app.main import app as fastapi_app
+from examples.starlette_app.main import app as starlette_app
 
 from .web.scenario import lifespan_running
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+APPS = {"fastapi": fastapi_app, "starlette": starlette_app}
+
+
+@pytest.fixture(params=sorted(APPS))
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    app = APPS[request.param]
     await db.create_all()
     async with (
         lifespan_running(app),
@@ -101,7 +107,11 @@ async def test_bad_sort_is_400(client: httpx.AsyncClient) -> None:
     assert response.status_code == 400
 
 
-async def test_openapi_lists_the_error_responses(client: httpx.AsyncClient) -> None:
-    paths = (await client.get("/openapi.json")).json()["paths"]
+async def test_fastapi_openapi_lists_the_error_responses() -> None:
+    transport = httpx.ASGITransport(app=fastapi_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
     for path, method in [("/users/", "post"), ("/users/{user_id}", "patch"), ("/users/", "get")]:
         assert {"404", "409", "422"} <= set(paths[path][method]["responses"]), (path, method)
+    error = paths["/users/"]["post"]["responses"]["409"]["content"]["application/json"]["schema"]
+    assert error["properties"]["detail"]["type"] == "string"

@@ -1,0 +1,69 @@
+"""The users API written the Starlette way: ``uvicorn examples.starlette_app.main:app``.
+
+It shares the FastAPI example's models and pydantic schemas (examples/fastapi_app/db).
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan
+
+from ..fastapi_app.db.database import db
+from ..fastapi_app.db.models import User
+from ..fastapi_app.db.schemas.user import UserSchema
+
+
+def read(user: User) -> dict[str, object]:
+    return UserSchema.Read.model_validate(user).model_dump(mode="json")
+
+
+async def create_user(request: Request) -> Response:
+    payload = UserSchema.Create.model_validate(await request.json())  # bad body -> 422
+    user = await User.create(payload)  # validate() -> 422, duplicate email -> 409
+    return JSONResponse(read(user), status_code=201)
+
+
+async def list_users(request: Request) -> Response:
+    sort = request.query_params.get("sort", "id")  # unknown field -> 400
+    return JSONResponse([read(u) for u in await User.order_by(sort).all()])
+
+
+async def get_user(request: Request) -> Response:
+    return JSONResponse(read(await User.get_one(request.path_params["user_id"])))
+
+
+async def update_user(request: Request) -> Response:
+    payload = UserSchema.Update.model_validate(await request.json())
+    user = await User.get_one(request.path_params["user_id"])  # missing -> 404
+    return JSONResponse(read(await user.update(payload)))
+
+
+async def bump_all(request: Request) -> Response:
+    bumped = await User.where(User.id > 0).update_bulk({"name": User.name + "!"}, with_hooks=True)
+    return JSONResponse(bumped)
+
+
+@asynccontextmanager
+async def create_tables(app: Starlette) -> AsyncIterator[None]:
+    await db.create_all()  # a demo convenience; real projects use migrations
+    yield
+
+
+app = Starlette(
+    routes=[
+        Route("/users/", create_user, methods=["POST"]),
+        Route("/users/", list_users, methods=["GET"]),
+        Route("/users/bulk-bump", bump_all, methods=["POST"]),
+        Route("/users/{user_id:int}", get_user, methods=["GET"]),
+        Route("/users/{user_id:int}", update_user, methods=["PATCH"]),
+    ],
+    middleware=[Middleware(DuoORMMiddleware, db=db)],
+    lifespan=duo_lifespan(db, lifespan=create_tables),
+    exception_handlers=duo_exception_handlers(),
+)
