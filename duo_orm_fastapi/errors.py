@@ -17,7 +17,7 @@ from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, ErrorStyle, error_body, int
 logger = logging.getLogger("duo_orm.fastapi")
 
 
-def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "detail") -> None:
+def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") -> None:
     """ValidationError 422, not found 404, bad query 400, conflicts 409, the rest 500."""
 
     async def handle(request: Request, exc: Exception) -> Response:
@@ -39,7 +39,7 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int, error_style: ErrorStyle = "detail") -> dict[int | str, Any]:
+def error_responses(*statuses: int, error_style: ErrorStyle = "native") -> dict[int | str, Any]:
     """OpenAPI ``responses=`` entries for the errors the ORM maps (default 404, 409, 422)."""
     chosen = statuses or (404, 409, 422)
     content_type = PROBLEM_CONTENT_TYPE if error_style == "problem" else "application/json"

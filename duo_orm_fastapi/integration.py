@@ -37,7 +37,7 @@ class DuoORM:
         self,
         app: FastAPI,
         *databases: Database,
-        error_style: ErrorStyle = "detail",
+        error_style: ErrorStyle = "native",
         exclude_paths: Sequence[str] = (),
         manage_lifespan: bool = True,
     ) -> None:

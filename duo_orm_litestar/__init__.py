@@ -1,4 +1,10 @@
-"""duo-orm adapter for Litestar: one database transaction per HTTP request.
+"""duo-orm for Litestar: one database transaction per HTTP request, from one plugin.
 
-Not implemented yet; see the project issues.
+```python
+app = Litestar(route_handlers=[UserController], plugins=[DuoORMPlugin(db)])
+```
 """
+
+from .plugin import DuoORMPlugin, provide_db_session
+
+__all__ = ["DuoORMPlugin", "provide_db_session"]

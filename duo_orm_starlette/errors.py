@@ -20,7 +20,7 @@ logger = logging.getLogger("duo_orm.starlette")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-def duo_exception_handlers(*, error_style: ErrorStyle = "detail") -> dict[Any, Handler]:
+def duo_exception_handlers(*, error_style: ErrorStyle = "native") -> dict[Any, Handler]:
     """For ``Starlette(exception_handlers=...)``: 422, 404, 400, 409, and 500 without internals.
 
     A pydantic ``ValidationError`` escaping an endpoint is a request body that did not

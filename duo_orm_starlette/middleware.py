@@ -32,7 +32,7 @@ class DuoORMMiddleware:
         db: Database | None = None,
         *,
         databases: Sequence[Database] = (),
-        error_style: ErrorStyle = "detail",
+        error_style: ErrorStyle = "native",
         exclude_paths: Sequence[str] = (),
         read_only_paths: Sequence[str] = (),
     ) -> None:

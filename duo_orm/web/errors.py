@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
@@ -103,7 +104,9 @@ def problem_body(info: ErrorInfo) -> dict[str, Any]:
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-ErrorStyle = Literal["detail", "problem"]
+# "native": the framework's own error shape; "problem": RFC 9457 problem+json
+ErrorStyle = Literal["native", "problem"]
+BodyShape = Callable[[ErrorInfo], dict[str, Any]]
 
 
 def detail_body(info: ErrorInfo) -> dict[str, Any]:
@@ -119,16 +122,22 @@ def detail_body(info: ErrorInfo) -> dict[str, Any]:
     return {"detail": info.detail}
 
 
-def error_body(info: ErrorInfo, style: ErrorStyle) -> tuple[dict[str, Any], str]:
+def error_body(
+    info: ErrorInfo, style: ErrorStyle, native: BodyShape = detail_body
+) -> tuple[dict[str, Any], str]:
     """The body and content type of an error response in the chosen style."""
     if style == "problem":
         return problem_body(info), PROBLEM_CONTENT_TYPE
-    return detail_body(info), "application/json"
+    if style != "native":
+        raise ValueError(f"error_style must be 'native' or 'problem', not {style!r}")
+    return native(info), "application/json"
 
 
-def render(info: ErrorInfo, style: ErrorStyle) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def render(
+    info: ErrorInfo, style: ErrorStyle, native: BodyShape = detail_body
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """A complete error response (status, headers, body) for the ASGI middleware to send."""
-    body, content_type = error_body(info, style)
+    body, content_type = error_body(info, style, native)
     payload = encode(body)
     headers = [
         (b"content-type", content_type.encode()),

@@ -14,7 +14,7 @@ from duo_orm import Database
 
 from .scenario import AppFactory, Handlers, Shop, define_shop, lifespan_running
 
-FRAMEWORKS = ["fastapi", "starlette"]  # Litestar joins by adding apps_litestar.make_app
+FRAMEWORKS = ["fastapi", "starlette", "litestar"]
 
 
 def factory(framework: str) -> AppFactory:
@@ -29,6 +29,7 @@ class Served:
     app: Any
     client: httpx.AsyncClient
     handlers: Handlers
+    framework: str
 
     def pool(self) -> Any:
         return self.shop.db._engines.async_engine().sync_engine.pool
@@ -62,5 +63,5 @@ async def served(url: str, framework: str, handlers: Handlers) -> AsyncIterator[
         lifespan_running(app),
         httpx.AsyncClient(transport=transport, base_url="http://test") as client,
     ):
-        yield Served(shop, app, client, handlers)
+        yield Served(shop, app, client, handlers, framework)
     await db.disconnect()

@@ -1,0 +1,141 @@
+"""``DuoORMPlugin``: request transactions, lifespan, DI and error handlers for Litestar."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from litestar import Request, Response
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.plugins import InitPluginProtocol, ReceiveRoutePlugin
+from litestar.routes import BaseRoute, HTTPRoute
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from duo_orm import Database, DuoOrmError
+from duo_orm.web import ErrorInfo, UnitOfWorkMiddleware, classify, databases_connected, open_unit
+from duo_orm.web.errors import ErrorStyle, error_body, internal_error, render
+
+logger = logging.getLogger("duo_orm.litestar")
+
+
+def litestar_body(info: ErrorInfo) -> dict[str, Any]:
+    """Litestar's own error shape: ``status_code``, ``detail`` and ``extra``."""
+    body: dict[str, Any] = {"status_code": info.status, "detail": info.detail}
+    if info.status == 422:
+        extra: list[dict[str, Any]] = []
+        if info.field:
+            extra.append({"message": info.detail, "key": info.field, "source": "body"})
+        for error in info.errors:
+            key = ".".join(str(part) for part in error.get("loc", ()))
+            extra.append({"message": error.get("msg"), "key": key, "source": "body"})
+        body["extra"] = extra
+    elif info.constraint is not None:
+        body["extra"] = {"constraint": info.constraint}
+    elif info.retryable:
+        body["extra"] = {"retryable": True}
+    return body
+
+
+async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncSession:
+    """The request transaction's session, for handlers that want raw statements."""
+    unit = await open_unit(cast(MutableMapping[str, Any], request.scope))
+    return unit.session
+
+
+@dataclass
+class _ErrorBody:
+    status_code: int
+    detail: str
+    extra: dict[str, Any] | list[dict[str, Any]] | None = None
+
+
+_DOCUMENTED = {
+    404: "Not found",
+    409: "Conflict (duplicate value, missing reference, or a concurrent change)",
+    422: "Validation error",
+}
+
+
+class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
+    """One line: ``Litestar(plugins=[DuoORMPlugin(db)])``.
+
+    - lifespan: ``db.connect()`` at startup (a bad URL or unreachable server fails
+      startup), ``db.disconnect()`` at shutdown, composed with the app's other lifespans;
+    - every HTTP request runs in one transaction, committed just before a 2xx/3xx
+      response starts, rolled back otherwise, answered with 409/500 if the commit fails;
+    - ``db_session`` dependency (the request's ``AsyncSession``);
+    - exception handlers: ValidationError 422, not found 404, bad query 400,
+      conflicts 409, the rest 500 without internals, in Litestar's error shape
+      (``error_style="problem"`` for RFC 9457);
+    - 404/409/422 documented on every operation in the OpenAPI schema.
+    """
+
+    def __init__(
+        self,
+        db: Database | None = None,
+        *,
+        databases: Sequence[Database] = (),
+        error_style: ErrorStyle = "native",
+        exclude_paths: Sequence[str] = (),
+        read_only_paths: Sequence[str] = (),
+        session_dependency_key: str = "db_session",
+        document_errors: bool = True,
+    ) -> None:
+        self.databases = ([db] if db is not None else []) + list(databases)
+        if not self.databases:
+            raise TypeError("DuoORMPlugin needs a Database")
+        self.error_style: ErrorStyle = error_style
+        self.exclude_paths = tuple(exclude_paths)
+        self.read_only_paths = tuple(read_only_paths)
+        self.session_dependency_key = session_dependency_key
+        self.document_errors = document_errors
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        databases, style = self.databases, self.error_style
+        app_config.lifespan.insert(0, lambda app: databases_connected(databases))
+        app_config.middleware.insert(
+            0,
+            DefineMiddleware(
+                cast(Any, UnitOfWorkMiddleware),
+                databases=databases,
+                render_error=lambda info: render(info, style, litestar_body),
+                exclude_paths=self.exclude_paths,
+                read_only_paths=self.read_only_paths,
+                every_request=True,
+            ),
+        )
+        app_config.dependencies.setdefault(self.session_dependency_key, Provide(provide_db_session))
+        for error in (DuoOrmError, SQLAlchemyError):
+            app_config.exception_handlers.setdefault(error, self._handle)
+        return app_config
+
+    def _handle(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        info = classify(exc) or internal_error()
+        if info.status >= 500:
+            logger.error("Unhandled database error", exc_info=exc)
+        body, media_type = error_body(info, self.error_style, litestar_body)
+        return Response(body, status_code=info.status, media_type=media_type)
+
+    def receive_route(self, route: BaseRoute) -> None:
+        if not self.document_errors or not isinstance(route, HTTPRoute):
+            return
+        for handler in route.route_handlers:
+            if isinstance(handler, HTTPRouteHandler):
+                responses = dict(handler.responses or {})
+                for status, description in _DOCUMENTED.items():
+                    responses.setdefault(
+                        status,
+                        ResponseSpec(
+                            data_container=_ErrorBody,
+                            description=description,
+                            generate_examples=False,
+                        ),
+                    )
+                handler.responses = responses
