@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# which example `make demo` and `make serve` use: fastapi or starlette
+# which example `make demo` and `make serve` use: fastapi, starlette or litestar
 FRAMEWORK ?= fastapi
 
 .PHONY: setup demo serve test postgres lint types clean

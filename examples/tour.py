@@ -1,12 +1,13 @@
 """``make demo``: serve an example app on loopback with uvicorn and walk through it over HTTP.
 
-``python -m examples.tour [fastapi|starlette]`` (default: fastapi).
+``python -m examples.tour [fastapi|starlette|litestar]`` (default: fastapi).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -21,10 +22,12 @@ import uvicorn
 APPS = {
     "fastapi": "examples.fastapi_app.main",
     "starlette": "examples.starlette_app.main",
+    "litestar": "examples.litestar_app.main",
 }
 
 
 def main() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Litestar turns on INFO logging
     framework = sys.argv[1] if len(sys.argv) > 1 else "fastapi"
     if framework not in APPS:
         raise SystemExit(f"unknown framework {framework!r}; choose from {', '.join(APPS)}")
@@ -67,13 +70,16 @@ def tour(client: httpx.Client) -> None:
     show("bulk-bump (hooks per row)", client.post("/users/bulk-bump"))
     show("list, sorted by -name", client.get("/users/", params={"sort": "-name"}))
     show("422: validate() refuses", client.post("/users/", json={"email": "nope", "name": "N"}))
-    show("422: bad body", client.post("/users/", json={"email": "c@x.io"}))
+    show("bad body (framework's own status)", client.post("/users/", json={"email": "c@x.io"}))
     show("404: missing user", client.get("/users/999"))
     show("409: duplicate email", client.post("/users/", json={"email": "ann@x.io", "name": "A"}))
     show("400: unknown sort field", client.get("/users/", params={"sort": "password"}))
     schema = client.get("/openapi.json")
+    if schema.status_code == 404:
+        schema = client.get("/schema/openapi.json")  # Litestar's place for it
     if schema.status_code == 200:
-        documented = schema.json()["paths"]["/users/"]["post"]["responses"]
+        paths = schema.json()["paths"]
+        documented = (paths.get("/users/") or paths["/users"])["post"]["responses"]
         print(f"{'OpenAPI responses for POST /users/':<34} {sorted(documented)}")
 
 
