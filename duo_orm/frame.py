@@ -50,6 +50,15 @@ class Frame:
     def call_in_loop(self, make_coroutine: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine on this frame's event loop from a worker thread and wait for it."""
         assert self.loop is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:  # waiting here would block the very loop that must run it
+            raise UnsupportedOperationError(
+                "An async db.transaction() is active in this event loop; use "
+                "`async with db.transaction():` here, not `with`."
+            )
 
         async def runner() -> T:
             return await make_coroutine()

@@ -1,0 +1,216 @@
+"""Database construction: derived URLs and drivers, lazy engines, SQLite settings, lifecycle."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from duo_orm import ConfigurationError, Database, DatabaseError, IntegrityError, Mapped
+from duo_orm import mapped_column as column
+
+from .conftest import count_rows
+from .models import define_models
+
+
+@pytest.mark.parametrize(
+    ("url", "sync", "async_"),
+    [
+        ("sqlite:///app.db", "sqlite+pysqlite:///app.db", "sqlite+aiosqlite:///app.db"),
+        (
+            "sqlite:////abs/app.db",
+            "sqlite+pysqlite:////abs/app.db",
+            "sqlite+aiosqlite:////abs/app.db",
+        ),
+        (
+            "postgresql://u:p@h/db",
+            "postgresql+psycopg://u:***@h/db",
+            "postgresql+psycopg://u:***@h/db",
+        ),
+        (
+            "postgresql+asyncpg://u@h/db",
+            "postgresql+psycopg://u@h/db",
+            "postgresql+asyncpg://u@h/db",
+        ),
+        (
+            "postgresql+psycopg2://u@h/db",
+            "postgresql+psycopg2://u@h/db",
+            "postgresql+psycopg://u@h/db",
+        ),
+        ("mysql://u@h/db", "mysql+pymysql://u@h/db", "mysql+asyncmy://u@h/db"),
+        ("mysql+aiomysql://u@h/db", "mysql+pymysql://u@h/db", "mysql+aiomysql://u@h/db"),
+        ("mssql://u@h/db", "mssql+pyodbc://u@h/db", "mssql+aioodbc://u@h/db"),
+        ("oracle://u@h/db", "oracle+oracledb://u@h/db", "oracle+oracledb://u@h/db"),
+    ],
+    ids=lambda value: "url" if "://" in str(value) else None,
+)
+def test_driverless_and_explicit_urls(url: str, sync: str, async_: str) -> None:
+    db = Database(url)
+    assert str(db.sync_url) == sync and str(db.async_url) == async_
+    assert db.dialect == url.split("+")[0].split(":")[0]
+
+
+def test_memory_url_is_one_shared_database_for_sync_and_async() -> None:
+    db = Database("sqlite:///:memory:")
+    models = define_models(db)
+    db.create_all()
+    models.User.create(email="a@x.io", name="A")  # statement 1, its own connection
+
+    async def read_async() -> list[str]:
+        await models.User.create(email="b@x.io", name="B")
+        return [u.email for u in await models.User.query().order_by("id").all()]
+
+    import asyncio
+
+    assert asyncio.run(read_async()) == ["a@x.io", "b@x.io"]  # async engine sees the sync row
+    assert count_rows(models, "users") == 2  # and the sync side sees the async one
+    db.disconnect()
+
+
+def test_unsupported_scheme_lists_the_supported_ones() -> None:
+    with pytest.raises(ConfigurationError, match=r"Supported schemes: .*postgresql.*sqlite"):
+        Database("mongodb://h/db")
+
+
+def test_missing_driver_names_the_pip_extra_when_first_needed() -> None:
+    db = Database("mssql://u:p@127.0.0.1/db")  # lazy: nothing imported yet
+    with pytest.raises(ConfigurationError, match=r'pip install "duo-orm\[mssql\]"'):
+        db.connect()
+
+
+def test_unreachable_server_is_a_database_error_sync_and_async() -> None:
+    db = Database("postgresql://duo@127.0.0.1:1/nowhere")
+    with pytest.raises(DatabaseError, match=r"Could not connect to .*127\.0\.0\.1:1"):
+        db.connect()
+
+    async def connect() -> None:
+        await db.connect()
+
+    import asyncio
+
+    with pytest.raises(DatabaseError, match="Could not connect"):
+        asyncio.run(connect())
+
+
+def test_derive_async_false_refuses_async_use(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}", derive_async=False)
+    models = define_models(db)
+    db.create_all()
+    assert models.User.create(email="a@x.io", name="A").id == 1
+
+    async def use() -> None:
+        await models.User.get(1)
+
+    import asyncio
+
+    with pytest.raises(ConfigurationError, match="derive_async=False"):
+        asyncio.run(use())
+    assert count_rows(models, "users") == 1
+
+
+def test_each_database_has_its_own_model_base_and_metadata(tmp_path: Path) -> None:
+    first, second = (
+        Database(f"sqlite:///{tmp_path / '1.db'}"),
+        Database(f"sqlite:///{tmp_path / '2.db'}"),
+    )
+
+    class Apple(first.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "apples"
+        id: Mapped[int] = column(primary_key=True)
+
+    class Pear(second.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "pears"
+        id: Mapped[int] = column(primary_key=True)
+
+    assert first.Model is not second.Model and first.metadata is not second.metadata
+    first.create_all()
+    second.create_all()
+    with sqlite3.connect(tmp_path / "1.db") as raw:
+        tables = {
+            row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    assert tables == {"apples"}
+    with sqlite3.connect(tmp_path / "2.db") as raw:
+        tables = {
+            row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    assert tables == {"pears"}
+    Apple.create(id=1)
+    assert Pear.count() == 0 and Apple.count() == 1  # each model uses its own database
+
+
+def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'fk.db'}")
+    models = define_models(db)
+    db.create_all()
+    with pytest.raises(IntegrityError) as info:
+        models.Order.create(total=1, customer_id=42)
+    assert info.value.kind == "foreign_key"
+    assert count_rows(models, "orders") == 0
+
+
+def test_sqlite_waits_for_a_busy_writer_instead_of_failing(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite:///{path}")
+    models = define_models(db)
+    db.create_all()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_write_lock() -> None:
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(5)
+        time.sleep(0.3)
+        raw.execute("COMMIT")
+        raw.close()
+
+    holder = threading.Thread(target=hold_write_lock)
+    holder.start()
+    locked.wait(5)
+    release.set()
+    started = time.monotonic()
+    models.User.create(email="late@x.io", name="L")  # waits for the lock, then writes
+    waited = time.monotonic() - started
+    holder.join()
+    assert count_rows(models, "users") == 1
+    assert waited >= 0.2  # it really waited rather than failing with "database is locked"
+
+
+def test_standalone_sessions_are_raw_and_not_ambient(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    models = define_models(db)
+    db.create_all()
+    with db.sync_standalone_session() as session:
+        assert isinstance(session, Session) and not db.in_transaction
+        session.execute(text("INSERT INTO customers (name) VALUES ('raw')"))
+        session.commit()
+
+    async def use() -> int:
+        async with db.standalone_session() as session:
+            assert isinstance(session, AsyncSession) and not db.in_transaction
+            return int((await session.execute(text("SELECT count(*) FROM customers"))).scalar_one())
+
+    import asyncio
+
+    assert asyncio.run(use()) == 1
+    assert models.Customer.count() == 1
+
+
+def test_disconnect_then_use_again_and_drop_all(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'd.db'}")
+    models = define_models(db)
+    db.create_all()
+    models.Customer.create(name="a")
+    db.disconnect()
+    assert models.Customer.count() == 1  # engines are rebuilt on the next use
+    db.drop_all()
+    with pytest.raises(DatabaseError):
+        models.Customer.count()
+    db.disconnect()
