@@ -11,8 +11,10 @@ async engine on the test's own event loop.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -20,6 +22,8 @@ from duo_orm import Database
 
 from .models import Models, define_models
 from .postgres_server import DatabaseFactory, postgres_server
+
+T = TypeVar("T")
 
 BACKENDS = {
     "sqlite-file": "sqlite",
@@ -115,25 +119,45 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@contextmanager
+def tables(db: Database, define: Callable[[Database], T]) -> Iterator[T]:
+    """Models defined on ``db`` with their tables created; the engines disposed after."""
+    models = define(db)
+    db.create_all()
+    try:
+        yield models
+    finally:
+        db.disconnect()
+
+
+@asynccontextmanager
+async def async_tables(db: Database, define: Callable[[Database], T]) -> AsyncIterator[T]:
+    """``tables`` for async tests: the async engine lives on the test's own loop."""
+    models = define(db)
+    await db.create_all()
+    try:
+        yield models
+    finally:
+        await db.disconnect()
+
+
 @pytest.fixture
 def m(url: str) -> Iterator[Models]:
-    db = Database(url)
-    models = define_models(db)
-    db.create_all()
-    yield models
-    db.disconnect()
+    with tables(Database(url), define_models) as models:
+        yield models
 
 
 @pytest.fixture
 async def am(url: str) -> AsyncIterator[Models]:
-    db = Database(url)
-    models = define_models(db)
-    await db.create_all()
-    yield models
-    await db.disconnect()
+    async with async_tables(Database(url), define_models) as models:
+        yield models
 
 
-def count_rows(models: Models, table: str) -> int:
+class HasDatabase(Protocol):
+    db: Database
+
+
+def count_rows(models: HasDatabase, table: str) -> int:
     """Rows in ``table``, read on a fresh sync connection (outside any session under test)."""
     from sqlalchemy import text
 

@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from duo_orm import Database, ForeignKey, IntegrityError, Mapped, String, mapped_column
 from duo_orm.errors import translate
 
-from .conftest import count_rows
+from .conftest import async_tables, count_rows, tables
 
 
 @dataclass
@@ -41,24 +41,17 @@ def define_shop(db: Database) -> Shop:
 
 @pytest.fixture
 def shop(url: str) -> Iterator[Shop]:
-    db = Database(url)
-    models = define_shop(db)
-    db.create_all()
-    yield models
-    db.disconnect()
+    with tables(Database(url), define_shop) as models:
+        yield models
 
 
 @pytest.fixture
 async def ashop(url: str) -> AsyncIterator[Shop]:
-    db = Database(url)
-    models = define_shop(db)
-    await db.create_all()
-    yield models
-    await db.disconnect()
+    async with async_tables(Database(url), define_shop) as models:
+        yield models
 
 
-def rows(shop: Shop, table: str) -> int:
-    return count_rows(shop, table)  # type: ignore[arg-type]
+rows = count_rows
 
 
 def test_unique_violation_sync(shop: Shop) -> None:

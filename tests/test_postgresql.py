@@ -25,6 +25,8 @@ from duo_orm import (
     mapped_column,
 )
 
+from .conftest import async_tables, tables
+
 pytestmark = pytest.mark.postgres
 
 
@@ -53,22 +55,19 @@ def define_store(db: Database) -> Store:
     return Store(db, Account, Document)
 
 
+SNAPSHOTS = {"isolation_level": "REPEATABLE READ"}
+
+
 @pytest.fixture
 def store(url: str) -> Iterator[Store]:
-    db = Database(url, engine_options={"isolation_level": "REPEATABLE READ"})
-    models = define_store(db)
-    db.create_all()
-    yield models
-    db.disconnect()
+    with tables(Database(url, engine_options=SNAPSHOTS), define_store) as models:
+        yield models
 
 
 @pytest.fixture
 async def astore(url: str) -> AsyncIterator[Store]:
-    db = Database(url, engine_options={"isolation_level": "REPEATABLE READ"})
-    models = define_store(db)
-    await db.create_all()
-    yield models
-    await db.disconnect()
+    async with async_tables(Database(url, engine_options=SNAPSHOTS), define_store) as models:
+        yield models
 
 
 def test_serialization_failure_is_a_retryable_conflict_sync(store: Store) -> None:
