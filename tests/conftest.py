@@ -53,6 +53,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker("postgres"):
             # --db sqlite deselects these (see below) instead of skipping them
             backends = [name for name in BACKENDS if BACKENDS[name] == "postgresql"]
+        if metafunc.definition.get_closest_marker("persistent"):
+            # separate processes share nothing in memory
+            backends = [name for name in backends if name != "sqlite-memory"]
         metafunc.parametrize("backend", backends, scope="session")
 
 

@@ -1,0 +1,217 @@
+"""The ``duo-orm`` command: scaffold a project and run its Alembic migrations.
+
+    duo-orm init
+    duo-orm migration create "add users"
+    duo-orm migration upgrade [REV] | downgrade [REV] | history | current | check
+
+The project is the ``db/`` package in the current directory (or ``--project``).
+The database URL is the one ``db/database.py`` builds (it reads DATABASE_URL),
+unless ``--url`` names another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .exceptions import DuoOrmError
+from .scaffold import init_project
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from .database import Database
+
+
+class CommandFailed(Exception):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except CommandFailed as exc:
+        print(f"duo-orm: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="duo-orm", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--project", type=Path, default=Path.cwd(), help="folder holding db/ (default: here)"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init",
+        help="create db/ (database.py, models/, schemas/, migrations/); never overwrites",
+        description="Create the db/ package and its Alembic environment. Existing files "
+        "are kept and reported as skipped, so it is safe to run again.",
+    )
+    init.set_defaults(run=_init)
+
+    migration = commands.add_parser(
+        "migration", help="create and apply migrations (Alembic)", description="Migrations."
+    )
+    migration.add_argument("--url", help="database URL (default: the one db/database.py builds)")
+    steps = migration.add_subparsers(title="migration commands", metavar="COMMAND")
+
+    def step(
+        name: str, help_text: str, run: Callable[[argparse.Namespace], None]
+    ) -> argparse.ArgumentParser:
+        sub = steps.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--url", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+        sub.set_defaults(run=run)
+        return sub
+
+    create = step("create", "autogenerate a migration from the models", _create)
+    create.add_argument("message", help='what it does, e.g. "add users"')
+    create.add_argument("--empty", action="store_true", help="write an empty migration")
+    upgrade = step("upgrade", "apply migrations up to REV (default: head)", _upgrade)
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = step("downgrade", "revert migrations down to REV (default: -1)", _downgrade)
+    downgrade.add_argument("revision", nargs="?", default="-1")
+    step("history", "list the migrations", _history)
+    step("current", "show the revision the database is at", _current)
+    step(
+        "check",
+        "exit 1 when the models and the database differ (for CI)",
+        _check,
+    )
+    return parser
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace) -> None:
+    root = args.project.resolve()
+    for path, created in init_project(root):
+        print(f"{'created' if created else 'skipped (exists)'}  {path}")
+
+
+def _create(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    config, db = _alembic(args)
+    if not args.empty and not db.metadata.tables:
+        raise CommandFailed(
+            "no models found: db.Model has no tables. Import your model modules in "
+            "db/models/__init__.py."
+        )
+    _reachable(db, args)
+    scripts = command.revision(config, message=args.message, autogenerate=not args.empty)
+    for script in scripts if isinstance(scripts, list) else [scripts]:
+        if script is not None:
+            print(f"created  {Path(script.path).relative_to(args.project.resolve())}")
+
+
+def _upgrade(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    config, db = _alembic(args)
+    _reachable(db, args)
+    command.upgrade(config, args.revision)
+    command.current(config)
+
+
+def _downgrade(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    config, db = _alembic(args)
+    _reachable(db, args)
+    command.downgrade(config, args.revision)
+    command.current(config)
+
+
+def _history(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    config, _ = _alembic(args)
+    command.history(config)
+
+
+def _current(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    config, db = _alembic(args)
+    _reachable(db, args)
+    command.current(config)
+
+
+def _check(args: argparse.Namespace) -> None:
+    from alembic import command
+    from alembic.util import AutogenerateDiffsDetected, CommandError
+
+    config, db = _alembic(args)
+    _reachable(db, args)
+    try:
+        command.check(config)
+    except AutogenerateDiffsDetected as exc:
+        raise CommandFailed(f"the models and the database differ:\n{exc}") from None
+    except CommandError as exc:
+        raise CommandFailed(str(exc)) from None
+    print("the database matches the models")
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def _load_project(root: Path) -> Database:
+    from .database import Database
+
+    if not (root / "db" / "database.py").is_file():
+        raise CommandFailed(f"no db/ package in {root}; run `duo-orm init` there first", 2)
+    if not (root / "db" / "migrations" / "env.py").is_file():
+        raise CommandFailed(f"no db/migrations/env.py in {root}; run `duo-orm init`", 2)
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module("db.database")
+        importlib.import_module("db.models")
+    except DuoOrmError as exc:
+        raise CommandFailed(str(exc)) from None
+    found = [value for value in vars(module).values() if isinstance(value, Database)]
+    if len(found) != 1:
+        raise CommandFailed("db/database.py must define exactly one Database (named db)", 2)
+    return found[0]
+
+
+def _alembic(args: argparse.Namespace) -> tuple[Config, Database]:
+    from alembic.config import Config
+
+    from .migrations import URL_OPTION
+
+    root = args.project.resolve()
+    db = _load_project(root)
+    config = Config()
+    config.set_main_option("script_location", str(root / "db" / "migrations"))
+    url = getattr(args, "url", None)
+    if url:
+        config.set_main_option(URL_OPTION, url.replace("%", "%%"))
+    return config, db
+
+
+def _reachable(db: Database, args: argparse.Namespace) -> None:
+    from .database import Database
+
+    url = getattr(args, "url", None)
+    target = Database(url, derive_async=False) if url else db
+    try:
+        target.connect()
+    except DuoOrmError as exc:
+        raise CommandFailed(str(exc)) from None
+    finally:
+        if url:
+            target.disconnect()
