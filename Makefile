@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # which example `make demo` and `make serve` use: fastapi, starlette or litestar
 FRAMEWORK ?= fastapi
 
-.PHONY: setup demo serve test postgres lint types clean
+.PHONY: setup demo serve test bench postgres lint types clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ postgres:  ## install the PostgreSQL server binaries the tests start (if missing
 
 test: lint types postgres  ## lint, types, then the whole suite on SQLite and PostgreSQL
 	$(BIN)/pytest
+
+bench: setup postgres  ## ORM and HTTP overhead against raw SQLAlchemy, SQLite and PostgreSQL
+	$(BIN)/python -m benchmarks.run --write docs/performance.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

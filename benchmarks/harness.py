@@ -1,0 +1,69 @@
+"""Timing: every implementation of a scenario runs in the same process, interleaved.
+
+Each round runs every implementation once (in rotating order, so drift hits all
+alike); a run reports the median seconds per operation over the rounds and the
+ratio to the baseline. Timings are only ever printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Work = Callable[[], Any]  # one operation; returns None or an awaitable
+
+
+@dataclass
+class Scenario:
+    name: str
+    ops_per_call: int  # how many operations one call performs (for per-op figures)
+    implementations: dict[str, Work]
+    baseline: str = "sqlalchemy-orm"
+    setup: Callable[[], Any] | None = None  # runs before each round (not timed)
+
+
+@dataclass
+class Result:
+    scenario: str
+    mode: str
+    database: str
+    medians: dict[str, float] = field(default_factory=dict)  # seconds per operation
+    baseline: str = "sqlalchemy-orm"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def ratio(self, name: str) -> float:
+        return self.medians[name] / self.medians[self.baseline]
+
+
+def measure(
+    scenario: Scenario, rounds: int, loop: asyncio.AbstractEventLoop | None
+) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in scenario.implementations}
+    names = list(scenario.implementations)
+    for round_number in range(rounds):
+        order = names[round_number % len(names) :] + names[: round_number % len(names)]
+        for name in order:
+            if scenario.setup is not None:
+                _call(scenario.setup, loop)
+            gc.collect()
+            work = scenario.implementations[name]
+            started = time.perf_counter()
+            _call(work, loop)
+            samples[name].append((time.perf_counter() - started) / scenario.ops_per_call)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _call(work: Work, loop: asyncio.AbstractEventLoop | None) -> Any:
+    result = work()
+    if loop is not None and isinstance(result, Awaitable):
+        return loop.run_until_complete(_await(result))
+    return result
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable

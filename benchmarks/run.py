@@ -1,0 +1,146 @@
+"""``make bench``: run every scenario and print the ratio tables (optionally into docs/).
+
+python -m benchmarks.run [--quick] [--db sqlite|postgresql ...] [--write docs/performance.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import glob
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from duo_orm import Database
+
+from . import core
+from .harness import Result, measure
+
+
+@contextlib.contextmanager
+def database_url(kind: str) -> Iterator[str | None]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{Path(folder) / 'bench.db'}"
+        return
+    if not (
+        os.environ.get("DUO_TEST_POSTGRES_URL") or glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    ):
+        yield None
+        return
+    from tests.postgres_server import DatabaseFactory, postgres_server
+
+    with postgres_server() as admin:
+        factory = DatabaseFactory(admin)
+        url = factory.create()
+        try:
+            yield url.set(drivername="postgresql").render_as_string(hide_password=False)
+        finally:
+            factory.drop(url)
+            factory.close()
+
+
+def run_core(kind: str, url: str, quick: bool, rounds: int) -> list[Result]:
+    results: list[Result] = []
+    db = Database(url)
+    User = core.define(db)
+    db.create_all()
+    for scenario in core.sync_scenarios(db, User, quick):
+        medians = measure(scenario, rounds, None)
+        results.append(Result(scenario.name, "sync", kind, medians))
+        print(format_row(results[-1]), flush=True)
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def build() -> list[core.Scenario]:  # the async engine belongs to this loop
+            return core.async_scenarios(db, User, quick)
+
+        for scenario in loop.run_until_complete(build()):
+            medians = measure(scenario, rounds, loop)
+            results.append(Result(scenario.name, "async", kind, medians))
+            print(format_row(results[-1]), flush=True)
+
+        async def close() -> None:
+            await db.disconnect()
+
+        loop.run_until_complete(close())
+    finally:
+        loop.close()
+    db.disconnect()
+    return results
+
+
+COLUMNS = ["duo-orm", "sqlalchemy-orm", "sqlalchemy-core"]
+
+
+def format_row(result: Result) -> str:
+    cells = [
+        f"{result.medians[name] * 1e3:.3f}" if name in result.medians else "-" for name in COLUMNS
+    ]
+    return (
+        f"| {result.scenario} | {result.mode} | {result.database} | "
+        + " | ".join(cells)
+        + f" | **{result.ratio('duo-orm'):.2f}x** |"
+    )
+
+
+HEADER = (
+    "| scenario | mode | database | duo-orm ms/op | SQLAlchemy ORM ms/op | SQLAlchemy Core ms/op "
+    "| duo-orm / ORM |\n|---|---|---|---:|---:|---:|---:|"
+)
+
+
+def machine() -> str:
+    import sqlalchemy
+
+    cpus = os.cpu_count()
+    return (
+        f"{platform.processor() or platform.machine()}, {cpus} CPUs, {platform.system()} "
+        f"{platform.release()}; Python {platform.python_version()}, SQLAlchemy "
+        f"{sqlalchemy.__version__}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
+    parser.add_argument("--db", action="append", choices=["sqlite", "postgresql"])
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--write", type=Path, help="write the tables into this markdown file")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 7)
+    started = time.perf_counter()
+    results: list[Result] = []
+    print(f"machine: {machine()}\n\n{HEADER}", flush=True)
+    for kind in args.db or ["sqlite", "postgresql"]:
+        with database_url(kind) as url:
+            if url is None:
+                print(f"({kind}: no server available, skipped)")
+                continue
+            results.extend(run_core(kind, url, args.quick, rounds))
+    print(f"\ntook {time.perf_counter() - started:.0f} s")
+    if args.write:
+        write_report(args.write, results, rounds)
+    return 0
+
+
+def write_report(path: Path, results: list[Result], rounds: int) -> None:
+    text = path.read_text() if path.exists() else ""
+    table = "\n".join([HEADER, *(format_row(result) for result in results)])
+    begin, end = "<!-- core:begin -->", "<!-- core:end -->"
+    block = f"{begin}\nMachine: {machine()}. Medians of {rounds} rounds.\n\n{table}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text += "\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
