@@ -36,7 +36,7 @@ def define(db: Database) -> Any:
         n: Mapped[int] = mapped_column(Integer, default=0)
 
         def validate(self) -> None:
-            if self.n < 0:
+            if self.n is not None and self.n < 0:
                 raise ValidationError("n must be >= 0", field="n")
 
     return BenchUser

@@ -21,6 +21,7 @@ from duo_orm import Database
 
 from . import core
 from .harness import Result, measure
+from .http import HttpResult, run_http
 
 
 @contextlib.contextmanager
@@ -44,6 +45,46 @@ def database_url(kind: str) -> Iterator[str | None]:
         finally:
             factory.drop(url)
             factory.close()
+
+
+HTTP_HEADER = (
+    "| framework | route | database | duo-orm p50 ms | hand-written p50 ms | p50 ratio "
+    "| duo-orm p99 ms | hand-written p99 ms | duo-orm req/s | hand-written req/s |\n"
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def http_rows(kind: str, results: list[HttpResult]) -> list[str]:
+    by_key = {(r.framework, r.route, r.app): r for r in results}
+    lines = []
+    for framework, route in dict.fromkeys((r.framework, r.route) for r in results):
+        ours, plain = (
+            by_key[(framework, route, "duo-orm")],
+            by_key[(framework, route, "hand-written")],
+        )
+        lines.append(
+            f"| {framework} | {route} | {kind} | {ours.p50 * 1e3:.3f} | {plain.p50 * 1e3:.3f} | "
+            f"**{ours.p50 / plain.p50:.2f}x** | {ours.p99 * 1e3:.3f} | {plain.p99 * 1e3:.3f} | "
+            f"{ours.per_second:.0f} | {plain.per_second:.0f} |"
+        )
+    return lines
+
+
+def run_http_benchmarks(kind: str, url: str, quick: bool) -> list[str]:
+    db = Database(url)
+    User = core.define(db)
+    db.create_all()
+
+    async def go() -> list[HttpResult]:
+        try:
+            return await run_http(db, User, requests=100 if quick else 300, rounds=3)
+        finally:
+            await db.disconnect()
+
+    lines = http_rows(kind, asyncio.run(go()))
+    for line in lines:
+        print(line, flush=True)
+    return lines
 
 
 def run_core(kind: str, url: str, quick: bool, rounds: int) -> list[Result]:
@@ -117,23 +158,31 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (3 if args.quick else 7)
     started = time.perf_counter()
     results: list[Result] = []
+    http_lines: list[str] = []
     print(f"machine: {machine()}\n\n{HEADER}", flush=True)
-    for kind in args.db or ["sqlite", "postgresql"]:
+    kinds = args.db or ["sqlite", "postgresql"]
+    for kind in kinds:
         with database_url(kind) as url:
             if url is None:
                 print(f"({kind}: no server available, skipped)")
                 continue
             results.extend(run_core(kind, url, args.quick, rounds))
+    print(f"\n{HTTP_HEADER}", flush=True)
+    for kind in kinds:
+        with database_url(kind) as url:
+            if url is not None:
+                http_lines.extend(run_http_benchmarks(kind, url, args.quick))
     print(f"\ntook {time.perf_counter() - started:.0f} s")
     if args.write:
-        write_report(args.write, results, rounds)
+        write_report(args.write, "core", HEADER, [format_row(r) for r in results], rounds)
+        write_report(args.write, "http", HTTP_HEADER, http_lines, 3)
     return 0
 
 
-def write_report(path: Path, results: list[Result], rounds: int) -> None:
+def write_report(path: Path, name: str, header: str, lines: list[str], rounds: int) -> None:
     text = path.read_text() if path.exists() else ""
-    table = "\n".join([HEADER, *(format_row(result) for result in results)])
-    begin, end = "<!-- core:begin -->", "<!-- core:end -->"
+    table = "\n".join([header, *lines])
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\nMachine: {machine()}. Medians of {rounds} rounds.\n\n{table}\n{end}"
     if begin in text and end in text:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]

@@ -51,7 +51,7 @@ def update_operation(
                 if "update" in spec.set_on and spec.key not in stamped:
                     stamped[spec.key] = now
             statement = update(model).where(*conditions).values(stamped)
-            with _all_or_nothing(session):
+            with all_or_nothing(session):
                 result = session.execute(statement, execution_options=_sync_options(session))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -62,7 +62,7 @@ def update_operation(
 
     def hooked(session: Session) -> int:
         total = 0
-        with _all_or_nothing(session):
+        with all_or_nothing(session):
             for rows in _batches(session, model, conditions, batch_size):
                 computed = _evaluate(session, model, rows, expressions) if expressions else {}
                 for row in rows:
@@ -84,7 +84,7 @@ def delete_operation(
 
         def set_based(session: Session) -> int:
             statement = delete(model).where(*conditions)
-            with _all_or_nothing(session):
+            with all_or_nothing(session):
                 result = session.execute(statement, execution_options=_sync_options(session))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -92,7 +92,7 @@ def delete_operation(
 
     def hooked(session: Session) -> int:
         total = 0
-        with _all_or_nothing(session):
+        with all_or_nothing(session):
             for rows in _batches(session, model, conditions, batch_size):
                 for row in rows:
                     session.delete(row)
@@ -104,7 +104,7 @@ def delete_operation(
 
 
 @contextmanager
-def _all_or_nothing(session: Session) -> Iterator[None]:
+def all_or_nothing(session: Session) -> Iterator[None]:
     """A SAVEPOINT inside a transaction block; a one-call session rolls back by itself."""
     if dispatch.is_statement_session(session):
         yield

@@ -17,7 +17,7 @@ from . import dispatch
 from .engines import Engines
 from .errors import translate, translated_errors
 from .exceptions import ConfigurationError, DatabaseError, UnsupportedOperationError
-from .frame import Frame
+from .frame import DeferredFrame, Frame
 from .model import Model
 from .session import DuoSession
 from .transaction import TransactionBlock
@@ -52,7 +52,7 @@ class Database:
         )
         self._session_options: dict[str, Any] = {"expire_on_commit": False}
         self._session_options.update(session_options or {})
-        self._ambient: ContextVar[Frame | None] = ContextVar(
+        self._ambient: ContextVar[Frame | DeferredFrame | None] = ContextVar(
             f"duo_orm_transaction_{id(self):x}", default=None
         )
         self.Model: type[Model] = _model_base(self)
@@ -70,7 +70,10 @@ class Database:
     @property
     def in_transaction(self) -> bool:
         """Whether ORM calls made here run inside a ``db.transaction()`` block."""
-        return self._current_frame() is not None
+        ambient = self._ambient.get()
+        if isinstance(ambient, DeferredFrame):  # asking must not open it
+            return not ambient.closed and (ambient.frame is None or ambient.frame.active)
+        return ambient is not None and ambient.active
 
     def standalone_session(self) -> StandaloneSession:
         """A raw session outside the ambient transaction; the caller commits.
@@ -162,6 +165,8 @@ class Database:
 
     def _current_frame(self) -> Frame | None:
         frame = self._ambient.get()
+        if isinstance(frame, DeferredFrame):
+            frame = frame.resolve()
         return frame if frame is not None and frame.active else None
 
     def _new_sync_session(self) -> Session:

@@ -64,3 +64,30 @@ class Frame:
             return await make_coroutine()
 
         return asyncio.run_coroutine_threadsafe(runner(), self.loop).result()
+
+
+class DeferredFrame:
+    """A transaction that exists only once something uses it.
+
+    A web adapter gives every request one of these instead of a frame, so a
+    request that never touches the database creates no session at all. The
+    first ORM call (from any task or worker thread of the request, since they
+    all share this object) opens the real frame.
+    """
+
+    def __init__(self, open_frame: Callable[[], Frame]) -> None:
+        self._open_frame = open_frame
+        self._lock = threading.Lock()
+        self.frame: Frame | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+
+    def resolve(self) -> Frame | None:
+        if self.frame is None and not self.closed:
+            with self._lock:
+                if self.frame is None and not self.closed:
+                    self.frame = self._open_frame()
+        return self.frame

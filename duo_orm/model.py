@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import dispatch
+from .bulk import all_or_nothing
 from .columns import _parse_set_on, column_specs
 from .exceptions import (
     InvalidQueryError,
@@ -102,31 +103,22 @@ class Model:
         rows = [payload_values(cls, payload, {}, partial=False) for payload in payloads]
 
         def op(session: Session) -> int | list[M]:
-            savepoint = session.begin_nested()  # a failure undoes every batch
-            try:
+            with all_or_nothing(session):  # a failure undoes every batch
                 if with_hooks:
                     instances = [cls(**row) for row in rows]
                     for batch in _chunks(instances, batch_size):
                         session.add_all(batch)
                         session.flush()
-                    result: int | list[M] = instances if return_models else len(instances)
-                else:
-                    _prepare_bulk_rows(cls, rows)
-                    if return_models:
-                        created: list[M] = []
-                        for batch in _chunks(rows, batch_size):
-                            created.extend(session.scalars(insert(cls).returning(cls), batch))
-                        result = created
-                    else:
-                        for batch in _chunks(rows, batch_size):
-                            session.execute(insert(cls), batch)
-                        result = len(rows)
-            except BaseException:
-                if savepoint.is_active:
-                    savepoint.rollback()
-                raise
-            savepoint.commit()
-            return result
+                    return instances if return_models else len(instances)
+                _prepare_bulk_rows(cls, rows)
+                if return_models:
+                    created: list[M] = []
+                    for batch in _chunks(rows, batch_size):
+                        created.extend(session.scalars(insert(cls).returning(cls), batch))
+                    return created
+                for batch in _chunks(rows, batch_size):
+                    session.execute(insert(cls), batch)
+                return len(rows)
 
         return dispatch.run(cls.__duo_database__, op)
 

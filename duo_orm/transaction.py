@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
-from .frame import Frame
+from .frame import DeferredFrame, Frame
 
 if TYPE_CHECKING:
     from .database import Database
@@ -28,10 +28,18 @@ class TransactionBlock:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._frame: Frame | None = None  # the frame this block created, if outermost
-        self._token: Token[Frame | None] | None = None
+        self._token: Token[Frame | DeferredFrame | None] | None = None
         self._outer: Frame | None = None  # the frame a nested block savepoints on
         self._savepoint: SessionTransaction | AsyncSessionTransaction | None = None
         self._entered = False
+
+    @classmethod
+    def around(cls, db: Database, frame: Frame) -> TransactionBlock:
+        """A block that owns an already open frame (set in the context by someone else)."""
+        block = cls(db)
+        block._entered = True
+        block._frame = frame
+        return block
 
     def _enter_once(self) -> None:
         if self._entered:
@@ -146,8 +154,10 @@ class TransactionBlock:
         self._token = self._db._ambient.set(frame)
 
     def _close(self) -> None:
-        assert self._frame is not None and self._token is not None
+        assert self._frame is not None
         self._frame.active = False
+        if self._token is None:  # adopted with around(): the context is not ours
+            return
         try:
             self._db._ambient.reset(self._token)
         except ValueError:  # exited in another context than it was entered in

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .errors import ErrorInfo
-from .unit_of_work import SCOPE_KEY, RequestState, open_unit
+from .unit_of_work import SCOPE_KEY, RequestState, defer_unit
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -63,7 +63,7 @@ class UnitOfWorkMiddleware:
         scope[SCOPE_KEY] = state
         if self.every_request:
             for db in self.databases:
-                await open_unit(scope, db)
+                defer_unit(scope, db)
         request_read = False
         replaced = False
 

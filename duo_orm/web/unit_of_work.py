@@ -21,12 +21,14 @@ import anyio
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import dispatch
 from ..exceptions import ConfigurationError
+from ..frame import DeferredFrame, Frame
+from ..transaction import TransactionBlock
 from .errors import ErrorInfo, classify, internal_error
 
 if TYPE_CHECKING:
     from ..database import Database
-    from ..transaction import TransactionBlock
 
 SCOPE_KEY = "duo_orm"
 
@@ -49,6 +51,7 @@ class RequestState:
 
     databases: Sequence[Database]
     units: list[Unit] = field(default_factory=list)
+    deferred: dict[Database, DeferredFrame] = field(default_factory=dict)
     read_only: bool = False
     finished: bool = False
     client_gone: bool = False
@@ -67,6 +70,8 @@ class RequestState:
         if self.finished:
             return None
         self.finished = True
+        for deferred in self.deferred.values():
+            deferred.close()  # calls from now on run in statement mode
         commit = status is not None and status < 400 and not (self.client_gone or self.read_only)
         failure: ErrorInfo | None = None
         for unit in self.units:
@@ -107,6 +112,9 @@ async def open_unit(
     """
     state = request_state(scope)
     database = state.database(db)
+    deferred = state.deferred.get(database)
+    if deferred is not None:
+        deferred.resolve()
     for unit in state.units:
         if unit.db is database:
             return unit
@@ -125,6 +133,33 @@ async def open_unit(
     unit = Unit(database, block, session, gate)
     state.units.append(unit)
     return unit
+
+
+def defer_unit(scope: MutableMapping[str, Any], db: Database) -> None:
+    """Make ``db``'s request transaction ambient without creating anything yet.
+
+    The session and its frame appear on the first ORM call of the request, from
+    whichever task or worker thread makes it; a request that never touches the
+    database costs one small object.
+    """
+    state = request_state(scope)
+    loop = asyncio.get_running_loop()
+
+    async def new_session() -> AsyncSession:  # the async engine belongs to the loop
+        return db._new_async_session()
+
+    def open_frame() -> Frame:
+        if dispatch.event_loop_running():
+            session = db._new_async_session()
+        else:  # first used from a worker thread (a sync handler)
+            session = asyncio.run_coroutine_threadsafe(new_session(), loop).result()
+        frame = Frame(session, loop=loop)
+        state.units.append(Unit(db, TransactionBlock.around(db, frame), session))
+        return frame
+
+    deferred = DeferredFrame(open_frame)
+    state.deferred[db] = deferred
+    db._ambient.set(deferred)
 
 
 _gates: weakref.WeakKeyDictionary[Database, tuple[asyncio.AbstractEventLoop, anyio.Semaphore]]
