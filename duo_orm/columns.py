@@ -55,6 +55,14 @@ class ColumnSpec:
         return not (self.nullable or self.has_default or self.is_foreign_key or self.set_on)
 
     def check(self, value: Any, *, inserting: bool) -> None:
+        kind = type(value)
+        if (  # the common case first: a value of exactly an accepted type
+            self.enum_class is None
+            and self.accepted is not None
+            and kind in self.accepted
+            and (kind is not str or self.max_length is None or len(value) <= self.max_length)
+        ):
+            return
         if value is None:
             if not self.nullable and not (inserting and self.has_default):
                 raise ValidationError(f"{self.key} may not be null", field=self.key)

@@ -403,16 +403,17 @@ def _prepare_bulk_rows(model: type, rows: list[dict[str, Any]]) -> None:
     """Timestamps and column checks for rows that bypass instances."""
     specs = column_specs(model)
     stamped = [spec.key for spec in specs.values() if "create" in spec.set_on]
+    required = {spec.key for spec in specs.values() if spec.required}
     now = utc_now()
     for row in rows:
         for key in stamped:
             if row.get(key) is None:
                 row[key] = now
-        for spec in specs.values():
-            if spec.key in row:
-                spec.check(row[spec.key], inserting=True)
-            elif spec.required:
-                raise ValidationError(f"{spec.key} is required", field=spec.key)
+        for key, value in row.items():
+            specs[key].check(value, inserting=True)
+        if not required <= row.keys():
+            missing = sorted(required - row.keys())[0]
+            raise ValidationError(f"{missing} is required", field=missing)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
