@@ -39,6 +39,9 @@ _ACCEPTED: dict[type, tuple[type, ...]] = {
 }
 
 
+NO_DEFAULT: Any = object()
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     key: str
@@ -49,6 +52,8 @@ class ColumnSpec:
     has_default: bool  # the database or SQLAlchemy fills it when no value is given
     is_foreign_key: bool  # may be filled from a relationship at flush time
     set_on: frozenset[str]
+    # a plain Python value from mapped_column(default=...), filled in before the hooks run
+    scalar_default: Any = NO_DEFAULT
 
     @property
     def required(self) -> bool:
@@ -123,6 +128,9 @@ def _build_specs(model: type) -> dict[str, ColumnSpec]:
             or column.identity is not None,
             is_foreign_key=bool(column.foreign_keys),
             set_on=_parse_set_on(model, prop.key, column.info.get("set_on")),
+            scalar_default=column.default.arg
+            if column.default is not None and getattr(column.default, "is_scalar", False)
+            else NO_DEFAULT,
         )
     return specs
 

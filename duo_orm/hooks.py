@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
-from .columns import column_specs
+from .columns import NO_DEFAULT, column_specs
 from .exceptions import ValidationError
 
 
@@ -28,6 +28,8 @@ def before_insert(instance: Any) -> None:
     for spec in specs.values():
         if "create" in spec.set_on and values.get(spec.key) is None:
             setattr(instance, spec.key, now)
+        elif spec.scalar_default is not NO_DEFAULT and spec.key not in values:
+            setattr(instance, spec.key, spec.scalar_default)  # so validate() sees it
     for spec in specs.values():
         if spec.key in values:
             spec.check(values[spec.key], inserting=True)

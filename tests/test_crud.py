@@ -394,3 +394,10 @@ def test_schema_and_dict_misuse_is_refused(m: Models) -> None:
     assert info.value.field == "password"
     with pytest.raises(ValidationError):
         m.User.from_schema({"email": "a@x.io", "role": "admin"})
+
+
+def test_validate_sees_python_column_defaults(m: Models) -> None:
+    seen: list[object] = []
+    m.User.validate = lambda self: seen.append(self.active)
+    created = m.User.create(email="d@x.io", name="D")  # `active` has default=True
+    assert seen == [True] and created.active is True
