@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,19 +10,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from duo_orm import DuoOrmError
-from duo_orm.web import classify
-from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, ErrorStyle, error_body, internal_error
-
-logger = logging.getLogger("duo_orm.fastapi")
+from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, ErrorStyle, describe_handled, error_body
 
 
 def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") -> None:
     """ValidationError 422, not found 404, bad query 400, conflicts 409, the rest 500."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        info = classify(exc) or internal_error()
-        if info.status >= 500:
-            logger.error("Unhandled database error", exc_info=exc)
+        info = describe_handled(exc)
         body, content_type = error_body(info, error_style)
         return JSONResponse(body, status_code=info.status, media_type=content_type)
 

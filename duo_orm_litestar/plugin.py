@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -19,10 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm import Database, DuoOrmError
-from duo_orm.web import ErrorInfo, UnitOfWorkMiddleware, classify, databases_connected, open_unit
-from duo_orm.web.errors import ErrorStyle, error_body, internal_error, render
-
-logger = logging.getLogger("duo_orm.litestar")
+from duo_orm.web import ErrorInfo, UnitOfWorkMiddleware, databases_connected, open_unit
+from duo_orm.web.errors import ErrorStyle, describe_handled, error_body, render
 
 
 def litestar_body(info: ErrorInfo) -> dict[str, Any]:
@@ -117,9 +114,7 @@ class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
         return app_config
 
     def _handle(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-        info = classify(exc) or internal_error()
-        if info.status >= 500:
-            logger.error("Unhandled database error", exc_info=exc)
+        info = describe_handled(exc)
         body, media_type = error_body(info, self.error_style, litestar_body)
         return Response(body, status_code=info.status, media_type=media_type)
 

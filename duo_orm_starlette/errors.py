@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,10 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from duo_orm import DuoOrmError
-from duo_orm.web import ErrorInfo, classify
-from duo_orm.web.errors import ErrorStyle, error_body, internal_error, request_body_error
-
-logger = logging.getLogger("duo_orm.starlette")
+from duo_orm.web import ErrorInfo
+from duo_orm.web.errors import ErrorStyle, describe_handled, error_body, request_body_error
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -32,10 +29,7 @@ def duo_exception_handlers(*, error_style: ErrorStyle = "native") -> dict[Any, H
         return JSONResponse(body, status_code=info.status, media_type=content_type)
 
     async def database_error(request: Request, exc: Exception) -> Response:
-        info = classify(exc) or internal_error()
-        if info.status >= 500:
-            logger.error("Unhandled database error", exc_info=exc)
-        return respond(info)
+        return respond(describe_handled(exc))
 
     async def body_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PydanticValidationError)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -29,6 +30,8 @@ from ..exceptions import (
     UnsupportedOperationError,
     ValidationError,
 )
+
+logger = logging.getLogger("duo_orm.web")
 
 _CONFLICTS = {
     "unique": "A record with the same unique value already exists.",
@@ -77,6 +80,14 @@ def classify(exc: BaseException) -> ErrorInfo | None:
             409, "The request conflicted with a concurrent change; retry it.", retryable=True
         )
     return internal_error()
+
+
+def describe_handled(exc: BaseException) -> ErrorInfo:
+    """What an adapter's exception handler answers; a 500's real cause goes to the log only."""
+    info = classify(exc) or internal_error()
+    if info.status >= 500:
+        logger.error("Unhandled database error", exc_info=exc)
+    return info
 
 
 def internal_error() -> ErrorInfo:
