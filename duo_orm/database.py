@@ -103,7 +103,10 @@ class Database:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:
-            raise self._connect_error(exc) from exc
+            error = self._connect_error(exc)
+            if error is exc:  # already ours: keep its own cause (e.g. the ImportError)
+                raise
+            raise error from exc
 
     def _ping_sync(self) -> None:
         with self._engines.sync_engine().connect() as connection:
@@ -113,7 +116,10 @@ class Database:
         try:
             ping()
         except Exception as exc:
-            raise self._connect_error(exc) from exc
+            error = self._connect_error(exc)
+            if error is exc:  # already ours: keep its own cause (e.g. the ImportError)
+                raise
+            raise error from exc
 
     def _connect_error(self, exc: Exception) -> Exception:
         if isinstance(exc, (ConfigurationError, UnsupportedOperationError)):

@@ -141,7 +141,7 @@ def derive_urls(raw: str | URL) -> DerivedURLs:
     for candidate in (sync_url, async_url):
         try:
             candidate.get_dialect()
-        except NoSuchModuleError:
+        except (NoSuchModuleError, ValueError):  # ValueError: e.g. "postgresql+a+b"
             raise ConfigurationError(
                 f"Unknown driver {candidate.drivername!r} in database URL. "
                 f"Known drivers for {dialect}: {', '.join(sorted(_known_drivers(drivers)))}."
