@@ -340,6 +340,11 @@ def _flush(session: Session, instance: Model) -> None:
     session if it was new (so an enclosing transaction can go on) or if the
     session is a one-statement session about to be rolled back and closed.
     """
+    if session._flushing:  # a hook (validate()) writing while its own write is flushed
+        raise UnsupportedOperationError(
+            "validate() and other model hooks may read through the ORM but not write: "
+            "this session is already flushing. Do the extra write after the call returns."
+        )
     state = inspect(instance)
     keys = column_specs(type(instance)).keys()
     values = {key: state.dict[key] for key in keys if key in state.dict}

@@ -115,3 +115,14 @@ async def test_validate_hook_orm_call_in_async_code(am: Models) -> None:
     async with am.db.transaction():
         assert (await am.Order.create(total=1, customer_id=customer.id)).total == 1
     assert count_rows(am, "orders") == 1
+
+
+def test_validate_hook_that_writes_is_refused_with_a_typed_error(m: Models) -> None:
+    def validate(order: object) -> None:
+        m.Customer.create(name="side effect")
+
+    m.Order.validate = validate
+    customer = m.Customer.create(name="c")
+    with pytest.raises(UnsupportedOperationError, match="already flushing"):
+        m.Order.create(total=1, customer_id=customer.id)
+    assert count_rows(m, "orders") == 0 and count_rows(m, "customers") == 1
