@@ -10,6 +10,9 @@ async engine on the test's own event loop.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -174,3 +177,33 @@ def user_emails(models: Models) -> list[str]:
 
     with models.db.sync_standalone_session() as session:
         return sorted(session.scalars(select(models.User.email)))
+
+
+@contextmanager
+def sqlite_write_lock(path: Path, linger: float = 0.0) -> Iterator[threading.Event]:
+    """Another connection holds the write lock of the SQLite file at ``path``.
+
+    Setting the yielded event lets the lock go ``linger`` seconds later; leaving the
+    block lets it go too, and waits for the holder to finish.
+    """
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        raw = sqlite3.connect(path, isolation_level=None)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(5)
+            time.sleep(linger)
+            raw.execute("ROLLBACK")
+        finally:
+            raw.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(5), "the lock holder never started"
+        yield release
+    finally:
+        release.set()
+        holder.join()

@@ -9,7 +9,6 @@ paths that file does not exercise.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from duo_orm import (
 )
 from duo_orm.urls import derive_urls
 
-from .conftest import count_rows, user_emails
+from .conftest import count_rows, sqlite_write_lock, user_emails
 from .models import Models, define_models
 
 UNREACHABLE_PG = "postgresql://duo:s3cret-pw@127.0.0.1:1/nowhere"
@@ -539,28 +538,12 @@ def test_sqlite_busy_timeout_is_configurable_and_expiry_is_a_retryable_conflict(
     db = Database(f"sqlite:///{path}", engine_options={"connect_args": {"timeout": 0.1}})
     models = define_models(db)
     db.create_all()
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_write_lock() -> None:
-        raw = sqlite3.connect(path, isolation_level=None)
-        raw.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(5)
-        raw.execute("ROLLBACK")
-        raw.close()
-
-    holder = threading.Thread(target=hold_write_lock)
-    holder.start()
-    try:
-        assert locked.wait(5)
+    with sqlite_write_lock(path):
         started = time.monotonic()
         with pytest.raises(TransactionConflictError) as info:
             models.User.create(email="a@x.io", name="a")
         assert 0.05 <= time.monotonic() - started < 3  # the short timeout applied
         assert info.value.retryable is True
-    finally:
-        release.set()
-        holder.join()
     models.User.create(email="a@x.io", name="a")  # the retry succeeds
     assert count_rows(models, "users") == 1
     db.disconnect()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from duo_orm import ConfigurationError, Database, DatabaseError, IntegrityError, Mapped
 from duo_orm import mapped_column as column
 
-from .conftest import count_rows
+from .conftest import count_rows, sqlite_write_lock
 from .models import define_models
 
 
@@ -160,25 +159,11 @@ def test_sqlite_waits_for_a_busy_writer_instead_of_failing(tmp_path: Path) -> No
     db = Database(f"sqlite:///{path}")
     models = define_models(db)
     db.create_all()
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_write_lock() -> None:
-        raw = sqlite3.connect(path, isolation_level=None)
-        raw.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(5)
-        time.sleep(0.3)
-        raw.execute("COMMIT")
-        raw.close()
-
-    holder = threading.Thread(target=hold_write_lock)
-    holder.start()
-    locked.wait(5)
-    release.set()
-    started = time.monotonic()
-    models.User.create(email="late@x.io", name="L")  # waits for the lock, then writes
-    waited = time.monotonic() - started
-    holder.join()
+    with sqlite_write_lock(path, linger=0.3) as release:
+        release.set()
+        started = time.monotonic()
+        models.User.create(email="late@x.io", name="L")  # waits for the lock, then writes
+        waited = time.monotonic() - started
     assert count_rows(models, "users") == 1
     assert waited >= 0.2  # it really waited rather than failing with "database is locked"
 
