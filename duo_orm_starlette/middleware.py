@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from duo_orm import Database
 from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
@@ -15,7 +15,7 @@ from duo_orm.web.errors import ErrorStyle, render
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
-class DuoORMMiddleware:
+class DuoORMMiddleware(UnitOfWorkMiddleware):
     """Every HTTP request runs in one transaction per database.
 
     It takes a connection only at the first statement, commits just before a
@@ -39,7 +39,7 @@ class DuoORMMiddleware:
         chosen = ([db] if db is not None else []) + list(databases)
         if not chosen:
             raise TypeError("DuoORMMiddleware needs db= (or databases=)")
-        self._inner = UnitOfWorkMiddleware(
+        super().__init__(
             app,
             databases=chosen,
             render_error=lambda info: render(info, error_style),
@@ -47,9 +47,6 @@ class DuoORMMiddleware:
             read_only_paths=read_only_paths,
             every_request=True,
         )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._inner(scope, receive, send)
 
 
 def duo_lifespan(*databases: Database, lifespan: Lifespan | None = None) -> Lifespan:

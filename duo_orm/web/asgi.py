@@ -55,11 +55,14 @@ class UnitOfWorkMiddleware:
         self.every_request = every_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._excluded(scope.get("path", "")):
+        if scope["type"] != "http" or (
+            self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths)
+        ):
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
-        state = RequestState(self.databases, read_only=_matches(path, self.read_only_paths))
+        state = RequestState(self.databases)
+        if self.read_only_paths:
+            state.read_only = _matches(scope.get("path", ""), self.read_only_paths)
         scope[SCOPE_KEY] = state
         if self.every_request:
             for db in self.databases:
@@ -98,11 +101,11 @@ class UnitOfWorkMiddleware:
             await self.app(scope, watched_receive, settling_send)
         finally:
             # An exception, a cancellation, or no response at all: nothing commits.
-            with anyio.CancelScope(shield=True):
-                await state.finish(None)
-
-    def _excluded(self, path: str) -> bool:
-        return _matches(path, self.exclude_paths)
+            if state.units and not state.finished:
+                with anyio.CancelScope(shield=True):
+                    await state.finish(None)
+            else:  # nothing to roll back; no await, so no unit can open meanwhile
+                state.close()
 
 
 def _matches(path: str, prefixes: Sequence[str]) -> bool:

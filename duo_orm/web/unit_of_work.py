@@ -65,13 +65,17 @@ class RequestState:
             )
         return self.databases[0]
 
+    def close(self) -> None:
+        """End the request's transaction window: calls from now on run in statement mode."""
+        self.finished = True
+        for deferred in self.deferred.values():
+            deferred.close()
+
     async def finish(self, status: int | None) -> ErrorInfo | None:
         """Commit every open unit for a status below 400, else roll back. Runs once."""
         if self.finished:
             return None
-        self.finished = True
-        for deferred in self.deferred.values():
-            deferred.close()  # calls from now on run in statement mode
+        self.close()
         commit = status is not None and status < 400 and not (self.client_gone or self.read_only)
         failure: ErrorInfo | None = None
         for unit in self.units:
@@ -142,7 +146,7 @@ def defer_unit(scope: MutableMapping[str, Any], db: Database) -> None:
     whichever task or worker thread makes it; a request that never touches the
     database costs one small object.
     """
-    state = request_state(scope)
+    state: RequestState = scope[SCOPE_KEY]
     loop = asyncio.get_running_loop()
 
     async def new_session() -> AsyncSession:  # the async engine belongs to the loop
