@@ -3,7 +3,8 @@ and hand-written with a plain SQLAlchemy session, plus a route that never touche
 
 Requests go through httpx's in-process ASGI transport (no sockets, no server), one at a
 time, so the figures are the framework + adapter + ORM cost per request. Every app of a
-framework runs in the same process and the rounds are interleaved.
+framework runs in the same process and the rounds are interleaved. A second copy of the
+hand-written app is measured as well: how far two identical apps differ is the noise.
 """
 
 import itertools
@@ -243,14 +244,17 @@ async def run_http(db: Database, User: Any, requests: int, rounds: int) -> list[
     results: list[HttpResult] = []
     for framework, build in FRAMEWORKS.items():
         apps = build(db, User, engine)
+        apps["hand-written (copy)"] = build(db, User, engine)["hand-written"]  # the noise floor
         clients = {
             name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b")
             for name, app in apps.items()
         }
         for route, call in calls().items():
             samples: dict[str, list[float]] = {name: [] for name in apps}
+            names = list(apps)
             for round_number in range(rounds):
-                order = list(apps) if round_number % 2 == 0 else list(reversed(list(apps)))
+                shift = round_number % len(names)
+                order = names[shift:] + names[:shift]
                 for name in order:
                     client = clients[name]
                     for _ in range(requests):
@@ -272,4 +276,66 @@ async def run_http(db: Database, User: Any, requests: int, rounds: int) -> list[
                 )
         for client in clients.values():
             await client.aclose()
+    return results
+
+
+@dataclass
+class DirectResult:
+    framework: str
+    microseconds: dict[str, float]  # per request, by app
+
+
+async def run_direct(db: Database, User: Any, requests: int, rounds: int) -> list[DirectResult]:
+    """The DB-less route called as a bare ASGI app: no client, no sockets, nothing but the app.
+
+    This is the adapter's own per-request cost with nothing around it to hide it.
+    """
+    engine = db._engines.async_engine()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200, message
+
+    def scope() -> dict[str, Any]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/nodb",
+            "raw_path": b"/nodb",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"bench")],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+
+    async def timed(app: Any) -> float:
+        started = time.perf_counter()
+        for _ in range(requests):
+            await app(scope(), receive, send)
+        return (time.perf_counter() - started) / requests
+
+    results = []
+    for framework, build in FRAMEWORKS.items():
+        apps = build(db, User, engine)
+        apps["hand-written (copy)"] = build(db, User, engine)["hand-written"]
+        names = list(apps)
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        for name in names:
+            await timed(apps[name])  # warm up
+        for round_number in range(rounds):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(await timed(apps[name]))
+        results.append(
+            DirectResult(
+                framework, {name: statistics.median(v) * 1e6 for name, v in samples.items()}
+            )
+        )
     return results
