@@ -35,7 +35,11 @@ postgres:  ## install the PostgreSQL server binaries the tests start (if missing
 test: lint types postgres  ## lint, types, then the whole suite on SQLite and PostgreSQL
 	$(BIN)/pytest
 
-bench: setup postgres  ## ORM and HTTP overhead against raw SQLAlchemy, SQLite and PostgreSQL
+$(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+bench: setup postgres $(BIN)/.bench-installed  ## ORM and HTTP overhead against raw SQLAlchemy and the peer ORMs, SQLite and PostgreSQL
 	$(BIN)/python -m benchmarks.run --write docs/performance.md
 
 clean:

@@ -3,7 +3,8 @@
 Every implementation does the same work on the same table and engine, so the
 ratio duo-orm / SQLAlchemy ORM is what the ORM layer costs. Statement mode is
 measured (one call = one short transaction), which is how the calls are
-normally used outside a request.
+normally used outside a request. The peer ORMs (``peers.py``) join a scenario by
+its key through ``Additions``, so they run in the same rounds.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from duo_orm import Database, Integer, Mapped, String, ValidationError, mapped_column
 
-from .harness import Scenario
+from .harness import Additions, Scenario
 
-__all__ = ["Scenario", "async_scenarios", "define", "sync_scenarios"]
+__all__ = ["Additions", "PeerFactory", "Scenario", "async_scenarios", "define", "sync_scenarios"]
 
 SINGLE = 200  # operations per timed call for single-row scenarios
 BULK = 10_000
@@ -57,12 +58,25 @@ def rows(count: int, counter: Counter) -> list[dict[str, Any]]:
     return [{"email": f"u{counter.next()}@x.io", "name": "bench", "n": 0} for _ in range(count)]
 
 
-def sync_scenarios(db: Database, User: Any, quick: bool) -> list[Scenario]:
+# (engine, fresh rows with emails unique across every implementation, bulk size) -> additions
+PeerFactory = Callable[[Any, Callable[[int], list[dict[str, Any]]], int], Additions]
+
+
+def _additions(peers: PeerFactory | None, engine: Any, counter: Counter, bulk: int) -> Additions:
+    if peers is None:
+        return Additions()
+    return peers(engine, lambda count: rows(count, counter), bulk)
+
+
+def sync_scenarios(
+    db: Database, User: Any, quick: bool, peers: PeerFactory | None = None
+) -> list[Scenario]:
     engine = db._engines.sync_engine()
     table = User.__table__
     counter = Counter()
     bulk = 1_000 if quick else BULK
     stream = 10_000 if quick else STREAM
+    more = _additions(peers, engine, counter, bulk)
 
     def reset(count: int) -> Callable[[], None]:
         def run() -> None:
@@ -84,6 +98,8 @@ def sync_scenarios(db: Database, User: Any, quick: bool) -> list[Scenario]:
         state["ids"] = ids()
         with Session(engine, expire_on_commit=False) as session:
             state["objects"] = list(session.scalars(select(User).limit(SINGLE)))
+        for load in more.loaders:
+            load(state["ids"])
 
     def get_duo() -> None:
         for i in state["ids"]:
@@ -222,32 +238,39 @@ def sync_scenarios(db: Database, User: Any, quick: bool) -> list[Scenario]:
 
     return [
         Scenario(
-            "get by primary key", SINGLE, impls(get_duo, get_orm, get_core), setup=_once(load_ids)
+            "get by primary key",
+            SINGLE,
+            more.merged("get", impls(get_duo, get_orm, get_core)),
+            setup=_once(load_ids),
         ),
-        Scenario("create one row", SINGLE, impls(create_duo, create_orm, create_core)),
+        Scenario(
+            "create one row",
+            SINGLE,
+            more.merged("create", impls(create_duo, create_orm, create_core)),
+        ),
         Scenario(
             "list 100 rows ordered",
             SINGLE // 10,
-            impls(list_duo, list_orm, list_core),
+            more.merged("list", impls(list_duo, list_orm, list_core)),
             setup=_once(reset(1000)),
         ),
-        Scenario("count", SINGLE, impls(count_duo, count_orm, count_core)),
+        Scenario("count", SINGLE, more.merged("count", impls(count_duo, count_orm, count_core))),
         Scenario(
             "update one row",
             SINGLE,
-            impls(update_duo, update_orm, update_core),
+            more.merged("update", impls(update_duo, update_orm, update_core)),
             setup=_once(load_ids),
         ),
         Scenario(
             f"create_bulk {bulk:,} rows",
             1,
-            impls(create_bulk_duo, create_bulk_orm, create_bulk_core),
+            more.merged("create_bulk", impls(create_bulk_duo, create_bulk_orm, create_bulk_core)),
             setup=reset(0),
         ),
         Scenario(
             f"update_bulk {bulk:,} rows, no hooks",
             1,
-            impls(update_bulk_duo, update_bulk_orm, update_bulk_core),
+            more.merged("update_bulk", impls(update_bulk_duo, update_bulk_orm, update_bulk_core)),
             setup=_once(reset(bulk)),
         ),
         Scenario(
@@ -259,19 +282,22 @@ def sync_scenarios(db: Database, User: Any, quick: bool) -> list[Scenario]:
         Scenario(
             f"iterate {stream:,} rows",
             1,
-            impls(iterate_duo, iterate_orm, iterate_core),
+            more.merged("iterate", impls(iterate_duo, iterate_orm, iterate_core)),
             setup=_once(reset(stream)),
         ),
     ]
 
 
-def async_scenarios(db: Database, User: Any, quick: bool) -> list[Scenario]:
+def async_scenarios(
+    db: Database, User: Any, quick: bool, peers: PeerFactory | None = None
+) -> list[Scenario]:
     """The single-row and bulk scenarios again through the async engines."""
     engine = db._engines.async_engine()
     table = User.__table__
     counter = Counter()
     bulk = 1_000 if quick else BULK
     state: dict[str, Any] = {}
+    more = _additions(peers, engine, counter, bulk)
 
     def reset(count: int) -> Callable[[], Any]:
         async def run() -> None:
@@ -282,6 +308,8 @@ def async_scenarios(db: Database, User: Any, quick: bool) -> list[Scenario]:
             async with AsyncSession(engine, expire_on_commit=False) as session:
                 state["objects"] = list(await session.scalars(select(User).limit(SINGLE)))
                 state["ids"] = [user.id for user in state["objects"]]
+            for load in more.loaders:
+                await load(state["ids"])
 
         return run
 
@@ -340,24 +368,35 @@ def async_scenarios(db: Database, User: Any, quick: bool) -> list[Scenario]:
             )
 
     return [
-        Scenario("get by primary key", SINGLE, impls(get_duo, get_orm), setup=_once(reset(SINGLE))),
-        Scenario("create one row", SINGLE, impls(create_duo, create_orm)),
+        Scenario(
+            "get by primary key",
+            SINGLE,
+            more.merged("get", impls(get_duo, get_orm)),
+            setup=_once(reset(SINGLE)),
+        ),
+        Scenario("create one row", SINGLE, more.merged("create", impls(create_duo, create_orm))),
         Scenario(
             "list 100 rows ordered",
             SINGLE // 10,
-            impls(list_duo, list_orm),
+            more.merged("list", impls(list_duo, list_orm)),
             setup=_once(reset(1000)),
         ),
         Scenario(
-            "update one row", SINGLE, impls(update_duo, update_orm), setup=_once(reset(SINGLE))
+            "update one row",
+            SINGLE,
+            more.merged("update", impls(update_duo, update_orm)),
+            setup=_once(reset(SINGLE)),
         ),
         Scenario(
-            f"create_bulk {bulk:,} rows", 1, impls(create_bulk_duo, create_bulk_orm), setup=reset(0)
+            f"create_bulk {bulk:,} rows",
+            1,
+            more.merged("create_bulk", impls(create_bulk_duo, create_bulk_orm)),
+            setup=reset(0),
         ),
         Scenario(
             f"update_bulk {bulk:,} rows, no hooks",
             1,
-            impls(update_bulk_duo, update_bulk_orm),
+            more.merged("update_bulk", impls(update_bulk_duo, update_bulk_orm)),
             setup=_once(reset(bulk)),
         ),
     ]

@@ -28,6 +28,25 @@ class Scenario:
 
 
 @dataclass
+class Additions:
+    """Implementations added to the core scenarios from outside (the peer ORMs).
+
+    They land in the same ``Scenario.implementations`` dicts, so they are measured in the
+    same interleaved rounds as duo-orm and the baseline.
+    """
+
+    implementations: dict[str, dict[str, Work]] = field(default_factory=dict)  # by scenario key
+    # told the ids of the rows a setup just (re)loaded, to load their own objects (not timed)
+    loaders: list[Callable[[list[int]], Any]] = field(default_factory=list)
+
+    def add(self, key: str, name: str, work: Work) -> None:
+        self.implementations.setdefault(key, {})[name] = work
+
+    def merged(self, key: str, chosen: dict[str, Work]) -> dict[str, Work]:
+        return {**chosen, **self.implementations.get(key, {})}
+
+
+@dataclass
 class Result:
     scenario: str
     mode: str

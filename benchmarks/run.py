@@ -19,7 +19,7 @@ from pathlib import Path
 
 from duo_orm import Database
 
-from . import core
+from . import core, peers
 from .harness import Result, measure
 from .http import HttpResult, run_http
 
@@ -92,15 +92,17 @@ def run_core(kind: str, url: str, quick: bool, rounds: int) -> list[Result]:
     db = Database(url)
     User = core.define(db)
     db.create_all()
-    for scenario in core.sync_scenarios(db, User, quick):
+    for scenario in core.sync_scenarios(db, User, quick, peers.sync_additions):
         medians = measure(scenario, rounds, None)
         results.append(Result(scenario.name, "sync", kind, medians))
         print(format_row(results[-1]), flush=True)
     loop = asyncio.new_event_loop()
+    async_peers = peers.AsyncPeers(url)
     try:
 
         async def build() -> list[core.Scenario]:  # the async engine belongs to this loop
-            return core.async_scenarios(db, User, quick)
+            await async_peers.start()  # and so do Tortoise's connections
+            return core.async_scenarios(db, User, quick, async_peers.additions)
 
         for scenario in loop.run_until_complete(build()):
             medians = measure(scenario, rounds, loop)
@@ -108,6 +110,7 @@ def run_core(kind: str, url: str, quick: bool, rounds: int) -> list[Result]:
             print(format_row(results[-1]), flush=True)
 
         async def close() -> None:
+            await async_peers.close()
             await db.disconnect()
 
         loop.run_until_complete(close())
@@ -136,6 +139,28 @@ HEADER = (
     "| duo-orm / ORM |\n|---|---|---|---:|---:|---:|---:|"
 )
 
+# the peers table: each implementation's ms/op and its ratio to the same run's ORM baseline
+PEER_COLUMNS = ["duo-orm", *peers.LABELS]
+PEERS_HEADER = (
+    "| scenario | mode | database | SQLAlchemy ORM ms/op | "
+    + " | ".join(f"{label} ms/op | {label} / ORM" for label in ["duo-orm", *peers.LABELS.values()])
+    + " |\n|---|---|---|---:|"
+    + "---:|---:|" * len(PEER_COLUMNS)
+)
+
+
+def format_peer_row(result: Result) -> str | None:
+    """One row of the peers table; None where no peer does this scenario."""
+    if not any(name in result.medians for name in peers.LABELS):
+        return None
+    cells = [f"{result.medians[result.baseline] * 1e3:.3f}"]
+    for name in PEER_COLUMNS:
+        if name in result.medians:
+            cells += [f"{result.medians[name] * 1e3:.3f}", f"**{result.ratio(name):.2f}x**"]
+        else:
+            cells += ["-", "-"]
+    return f"| {result.scenario} | {result.mode} | {result.database} | " + " | ".join(cells) + " |"
+
 
 def machine() -> str:
     import sqlalchemy
@@ -159,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: list[Result] = []
     http_lines: list[str] = []
-    print(f"machine: {machine()}\n\n{HEADER}", flush=True)
+    print(f"machine: {machine()}", flush=True)
+    if left_out := peers.missing():
+        print(f"(peers not installed, left out: {', '.join(left_out)}; pip install -e '.[bench]')")
+    print(f"\n{HEADER}", flush=True)
     kinds = args.db or ["sqlite", "postgresql"]
     for kind in kinds:
         with database_url(kind) as url:
@@ -167,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"({kind}: no server available, skipped)")
                 continue
             results.extend(run_core(kind, url, args.quick, rounds))
+    peer_lines = [line for line in map(format_peer_row, results) if line is not None]
+    print(f"\n{PEERS_HEADER}", flush=True)
+    for line in peer_lines:
+        print(line, flush=True)
     print(f"\n{HTTP_HEADER}", flush=True)
     for kind in kinds:
         with database_url(kind) as url:
@@ -175,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntook {time.perf_counter() - started:.0f} s")
     if args.write:
         write_report(args.write, "core", HEADER, [format_row(r) for r in results], rounds)
+        write_report(args.write, "peers", PEERS_HEADER, peer_lines, rounds)
         write_report(args.write, "http", HTTP_HEADER, http_lines, 3)
     return 0
 
