@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, Select, delete, select, tuple_, update
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql import ClauseElement
 
@@ -57,21 +57,27 @@ def update_operation(
 
         return set_based
 
-    expressions = {k: v for k, v in values.items() if isinstance(v, ClauseElement)}
-    plain = {k: v for k, v in values.items() if k not in expressions}
+    expressions: dict[str, Any] = {k: v for k, v in values.items() if isinstance(v, ClauseElement)}
+    plain = [(k, v) for k, v in values.items() if k not in expressions]
+    # SQL expressions (``User.n + 1``) are computed by the database in the batch's own
+    # SELECT, so validate() sees real values, at no extra round trip
+    computed = [
+        expression.label(f"duo_value_{i}") for i, expression in enumerate(expressions.values())
+    ]
+    positions = [(key, i) for i, key in enumerate(expressions, start=1)]  # in each result row
 
     def hooked(session: Session) -> int:
         total = 0
         with all_or_nothing(session):
-            for rows in _batches(session, model, conditions, batch_size):
-                computed = _evaluate(session, model, rows, expressions) if expressions else {}
-                for row in rows:
-                    for key, value in plain.items():
+            for batch in _batches(session, model, conditions, batch_size, computed):
+                for record in batch:
+                    row = record[0]
+                    for key, value in plain:
                         setattr(row, key, value)
-                    for key, value in computed.get(_pk_of(model, row), {}).items():
-                        setattr(row, key, value)
+                    for key, i in positions:
+                        setattr(row, key, record[i])
                 session.flush()  # timestamps, column checks and validate() run here
-                total += len(rows)
+                total += len(batch)
         return total
 
     return hooked
@@ -93,11 +99,11 @@ def delete_operation(
     def hooked(session: Session) -> int:
         total = 0
         with all_or_nothing(session):
-            for rows in _batches(session, model, conditions, batch_size):
-                for row in rows:
+            for batch in _batches(session, model, conditions, batch_size):
+                for (row,) in batch:
                     session.delete(row)
                 session.flush()  # ORM events and relationship cascades run here
-                total += len(rows)
+                total += len(batch)
         return total
 
     return hooked
@@ -137,34 +143,27 @@ def _pk_of(model: type, row: Any) -> tuple[Any, ...]:
 
 
 def _batches(
-    session: Session, model: type, conditions: Sequence[ColumnElement[bool]], size: int
-) -> Iterator[list[Any]]:
-    """Matching rows, ``size`` at a time, walking the primary key (keyset pagination)."""
+    session: Session,
+    model: type,
+    conditions: Sequence[ColumnElement[bool]],
+    size: int,
+    extra: Sequence[ColumnElement[Any]] = (),
+) -> Iterator[list[Row[Any]]]:
+    """Matching rows, ``size`` at a time, walking the primary key (keyset pagination).
+
+    Each row comes as ``(instance, *extra)``: the ``extra`` columns are selected
+    alongside it, evaluated by the database for that row.
+    """
     key = _primary_key(model)
     after: tuple[Any, ...] | None = None
     while True:
-        statement: Select[Any] = select(model).where(*conditions).order_by(*key).limit(size)
+        statement: Select[Any] = select(model, *extra).where(*conditions).order_by(*key).limit(size)
         if after is not None:
             statement = statement.where(
                 key[0] > after[0] if len(key) == 1 else tuple_(*key) > tuple_(*after)
             )
-        rows = list(session.scalars(statement))
+        rows = list(session.execute(statement))
         if not rows:
             return
         yield rows
-        after = _pk_of(model, rows[-1])
-
-
-def _evaluate(
-    session: Session, model: type, rows: list[Any], expressions: Mapping[str, Any]
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Compute SQL-expression values (``User.name + "!"``) for these rows, before hooks see them."""
-    key = _primary_key(model)
-    keys = [_pk_of(model, row) for row in rows]
-    match = key[0].in_([k[0] for k in keys]) if len(key) == 1 else tuple_(*key).in_(keys)
-    names = list(expressions)
-    statement = select(*key, *(expressions[name].label(f"v{i}") for i, name in enumerate(names)))
-    computed: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for record in session.execute(statement.where(match)):
-        computed[tuple(record[: len(key)])] = dict(zip(names, record[len(key) :], strict=True))
-    return computed
+        after = _pk_of(model, rows[-1][0])

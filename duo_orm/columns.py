@@ -11,7 +11,8 @@ import datetime as dt
 import decimal
 import enum
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import JSON, TypeDecorator, inspect
@@ -40,6 +41,7 @@ _ACCEPTED: dict[type, tuple[type, ...]] = {
 
 
 NO_DEFAULT: Any = object()
+_NONE_TYPE = type(None)
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,47 @@ class ColumnSpec:
     set_on: frozenset[str]
     # a plain Python value from mapped_column(default=...), filled in before the hooks run
     scalar_default: Any = NO_DEFAULT
+    # the value types check() lets through with no closer look (None: any type), worked
+    # out once so that accepts_all() judges a column of a bulk insert by its set of types
+    _plain_types: frozenset[type] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plain: frozenset[type] | None = None
+        if self.enum_class is not None:
+            plain = frozenset({self.enum_class, str})
+        elif self.accepted is not None:
+            plain = frozenset(self.accepted)
+        object.__setattr__(self, "_plain_types", plain)
 
     @property
     def required(self) -> bool:
         return not (self.nullable or self.has_default or self.is_foreign_key or self.set_on)
+
+    def accepts_all(self, values: Sequence[Any], *, inserting: bool) -> bool:
+        """Whether ``check`` passes every one of ``values``, from their set of types.
+
+        One pass in C over the values instead of a method call per value; ``False``
+        only means "look closer": run ``check`` on each value for the verdict.
+        """
+        kinds = set(map(type, values))
+        has_none = _NONE_TYPE in kinds
+        if has_none:
+            if not (self.nullable or (inserting and self.has_default)):
+                return False
+            kinds.discard(_NONE_TYPE)
+        plain = self._plain_types
+        if plain is not None and not kinds <= plain:
+            return False
+        if (
+            str in kinds
+            and self.max_length is not None
+            and self.accepted is not None
+            and self.enum_class is None
+        ):
+            if has_none or len(kinds) > 1:
+                return max(len(v) for v in values if type(v) is str) <= self.max_length
+            return max(map(len, values)) <= self.max_length
+        return True
 
     def check(self, value: Any, *, inserting: bool) -> None:
         kind = type(value)
@@ -104,6 +143,16 @@ def column_specs(model: type) -> dict[str, ColumnSpec]:
         cached = _build_specs(model)
         setattr(model, "__duo_columns__", cached)  # noqa: B010 - not a declared attribute
     return cached
+
+
+def stamped_keys(model: type, event: str) -> tuple[str, ...]:
+    """The columns set to the current time on ``event`` ("create" or "update") (cached)."""
+    cached: dict[str, tuple[str, ...]] | None = model.__dict__.get("__duo_stamped__")
+    if cached is None:
+        specs = column_specs(model).values()
+        cached = {e: tuple(s.key for s in specs if e in s.set_on) for e in SET_ON_EVENTS}
+        setattr(model, "__duo_stamped__", cached)  # noqa: B010 - not a declared attribute
+    return cached[event]
 
 
 def _build_specs(model: type) -> dict[str, ColumnSpec]:

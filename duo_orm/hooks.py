@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 
-from .columns import NO_DEFAULT, column_specs
+from .columns import NO_DEFAULT, column_specs, stamped_keys
 from .exceptions import ValidationError
 
 
@@ -39,19 +41,30 @@ def before_insert(instance: Any) -> None:
 
 
 def before_update(instance: Any) -> None:
-    specs = column_specs(type(instance))
-    state = inspect(instance)
+    model = type(instance)
+    specs = column_specs(model)
+    state = instance_state(instance)
+    # Only attributes with an entry in committed_state can have changed since they
+    # were loaded (SQLAlchemy's flush looks there too); their history then leaves
+    # out those set back to the value they had.
+    committed = state.committed_state
     changed = [
-        key for key, attr in state.attrs.items() if key in specs and attr.history.has_changes()
+        key
+        for key in committed
+        if key in specs and state.get_history(key, PASSIVE_NO_INITIALIZE).has_changes()
     ]
     if not changed:
         return
-    now = utc_now()
-    for spec in specs.values():
-        if "update" in spec.set_on:
-            setattr(instance, spec.key, now)
+    if len(changed) > 1:  # check in column order, so the same field is named as always
+        changed = [key for key in specs if key in changed]
+    stamped = stamped_keys(model, "update")
+    if stamped:
+        now = utc_now()
+        for key in stamped:
+            setattr(instance, key, now)
+    values = state.dict
     for key in changed:
-        specs[key].check(state.dict.get(key), inserting=False)
+        specs[key].check(values.get(key), inserting=False)
     instance.validate()
 
 

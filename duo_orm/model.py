@@ -8,6 +8,7 @@ code and an awaitable in async code.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
@@ -19,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from . import dispatch
 from .bulk import all_or_nothing
-from .columns import _parse_set_on, column_specs
+from .columns import ColumnSpec, _parse_set_on, column_specs, stamped_keys
 from .exceptions import (
     InvalidQueryError,
     ObjectNotFoundError,
@@ -27,7 +28,7 @@ from .exceptions import (
     ValidationError,
 )
 from .hooks import utc_now
-from .payload import Payload, check_known_fields, payload_values
+from .payload import Payload, bulk_rows, check_known_fields, columns_of, payload_values
 from .query import JoinKind, Query
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class Model:
         """
         if batch_size < 1:
             raise InvalidQueryError(f"batch_size must be at least 1, got {batch_size}")
-        rows = [payload_values(cls, payload, {}, partial=False) for payload in payloads]
+        rows, columns = bulk_rows(cls, payloads)
 
         def op(session: Session) -> int | list[M]:
             with all_or_nothing(session):  # a failure undoes every batch
@@ -110,7 +111,7 @@ class Model:
                         session.add_all(batch)
                         session.flush()
                     return instances if return_models else len(instances)
-                _prepare_bulk_rows(cls, rows)
+                _prepare_bulk_rows(cls, rows, columns)
                 if return_models:
                     created: list[M] = []
                     for batch in _chunks(rows, batch_size):
@@ -404,16 +405,54 @@ def _row_exists(session: Session, instance: Model) -> bool:
     return session.execute(query).first() is not None
 
 
-def _prepare_bulk_rows(model: type, rows: list[dict[str, Any]]) -> None:
-    """Timestamps and column checks for rows that bypass instances."""
+def _prepare_bulk_rows(
+    model: type, rows: list[dict[str, Any]], columns: dict[str, list[Any]] | None
+) -> None:
+    """Timestamps and column checks for rows that bypass instances.
+
+    ``columns`` (from ``bulk_rows``) holds the rows' values by column when every
+    row has the same keys. The checks look at each column's set of value types
+    (``ColumnSpec.accepts_all``), which settles the common case without a call
+    per value; when a column needs a closer look, the rows are checked one by
+    one, so the error names the first bad value in row order, as it always has.
+    """
     specs = column_specs(model)
-    stamped = [spec.key for spec in specs.values() if "create" in spec.set_on]
-    required = {spec.key for spec in specs.values() if spec.required}
+    stamped = stamped_keys(model, "create")
+    required = frozenset(spec.key for spec in specs.values() if spec.required)
     now = utc_now()
-    for row in rows:
-        for key in stamped:
+    for key in stamped:
+        for row in rows:
             if row.get(key) is None:
                 row[key] = now
+        if columns is not None:  # every row has the key now
+            columns[key] = list(map(itemgetter(key), rows))
+    if columns is not None:
+        passed = _all_pass(specs, required, columns)
+    else:
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(frozenset(row), []).append(row)
+        passed = all(_all_pass(specs, required, columns_of(group)) for group in groups.values())
+    if not passed:
+        _check_rows_one_by_one(specs, required, rows)
+
+
+def _all_pass(
+    specs: Mapping[str, ColumnSpec], required: frozenset[str], columns: dict[str, list[Any]] | None
+) -> bool:
+    """Whether rows with these columns (all rows having every key) pass every check."""
+    return (
+        columns is not None
+        and required <= columns.keys()
+        and all(specs[key].accepts_all(values, inserting=True) for key, values in columns.items())
+    )
+
+
+def _check_rows_one_by_one(
+    specs: Mapping[str, ColumnSpec], required: frozenset[str], rows: list[dict[str, Any]]
+) -> None:
+    """Raise the first error in row order (unreached when every value passes)."""
+    for row in rows:
         for key, value in row.items():
             specs[key].check(value, inserting=True)
         if not required <= row.keys():

@@ -10,13 +10,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import case, event
+from sqlalchemy import case, event, func
 
 from duo_orm import (
     Database,
     IntegrityError,
     InvalidQueryError,
     Mapped,
+    String,
     ValidationError,
     mapped_column,
 )
@@ -124,6 +125,161 @@ async def test_hook_failure_inside_a_transaction_rolls_back_only_the_bulk_async(
             )
         assert await am.User.where(am.User.name == "changed").count() == 0
     assert "kept@x.io" in user_emails(am)  # the enclosing transaction went on and committed
+
+
+def ages_and_names(models: Models) -> dict[str, tuple[int | None, str]]:
+    with models.db.sync_standalone_session() as session:
+        from sqlalchemy import select
+
+        rows = session.execute(select(models.User.email, models.User.age, models.User.name))
+        return {email: (age, name) for email, age, name in rows}
+
+
+def test_hooked_update_with_an_expression_over_two_columns(m: Models) -> None:
+    m.User.create_bulk(users(20))
+    ids = {u.email: u.id for u in m.User.all()}
+    n = m.User.where(m.User.id > 0).update_bulk(
+        {"age": m.User.age * 2 + m.User.id, "name": m.User.name + "/" + m.User.email},
+        with_hooks=True,
+        batch_size=6,
+    )
+    assert n == 20
+    after = ages_and_names(m)
+    for i in range(20):
+        email = f"u{i}@x.io"
+        assert after[email] == (2 * i + ids[email], f"user {i}/{email}")
+
+
+def test_hooked_update_checks_computed_values_before_writing(m: Models) -> None:
+    rows = users(20)
+    rows[15]["email"] = "x" * 45 + "@x.io"  # name + email: over String(50) for this row only
+    m.User.create_bulk(rows)
+    before = ages_and_names(m)
+    with pytest.raises(ValidationError) as info:
+        m.User.where(m.User.id > 0).update_bulk(
+            {"name": m.User.name + m.User.email}, with_hooks=True, batch_size=4
+        )
+    assert info.value.field == "name"
+    assert ages_and_names(m) == before  # the three batches flushed before it rolled back too
+
+
+@pytest.mark.anyio
+async def test_hooked_update_expression_yielding_null_async(am: Models) -> None:
+    created = await am.User.create_bulk(users(5), return_models=True)
+    nulled = func.nullif(am.User.age, am.User.age)
+    assert await am.User.where(am.User.id > 0).update_bulk({"age": nulled}, with_hooks=True) == 5
+    loaded = await am.User.order_by("id").all()
+    assert [u.age for u in loaded] == [None] * 5  # into a nullable column: written
+    assert all(u.updated_at > c.updated_at for u, c in zip(loaded, created, strict=True))
+    with pytest.raises(ValidationError) as info:  # into NOT NULL: refused before the database
+        await am.User.where(am.User.id > 0).update_bulk(
+            {"name": func.nullif(am.User.name, am.User.name)}, with_hooks=True, batch_size=2
+        )
+    assert info.value.field == "name"
+    assert [u.name for u in await am.User.order_by("id").all()] == [f"user {i}" for i in range(5)]
+
+
+def test_hooked_update_skips_rows_whose_values_do_not_change(m: Models) -> None:
+    m.User.create_bulk(users(6))
+    m.User.where(m.User.age < 3).update_bulk({"name": "same"})
+    m.User.where(m.User.age == 0).update_bulk({"name": "invalid"})  # no hooks: validate() skipped
+    stamps = {u.email: u.updated_at for u in m.User.all()}
+    engine = m.db._engines.sync_engine()
+    with counting_writes(m.db, engine) as writes:
+        same = m.User.where(m.User.age.in_([1, 2])).update_bulk({"name": "same"}, with_hooks=True)
+        plus_zero = m.User.where(m.User.id > 0).update_bulk(
+            {"age": m.User.age + 0}, with_hooks=True
+        )
+        unchanged_invalid = m.User.where(m.User.age == 0).update_bulk(
+            {"name": "invalid"}, with_hooks=True
+        )  # not a change, so validate() is not asked about it
+    assert (same, plus_zero, unchanged_invalid) == (2, 6, 1)
+    assert writes == []
+    assert {u.email: u.updated_at for u in m.User.all()} == stamps
+    assert m.User.where(m.User.id > 0).update_bulk({"name": "same"}, with_hooks=True) == 6
+    after = {u.email: u.updated_at for u in m.User.all()}
+    assert [after[e] > stamps[e] for e in sorted(stamps)] == [
+        True,  # u0: "invalid" -> "same"
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+def test_hooked_update_inside_a_transaction_updates_loaded_objects(m: Models) -> None:
+    m.User.create_bulk(users(7))
+    with m.db.transaction():
+        loaded = m.User.order_by("id").all()
+        loaded[0].age = 100  # pending: flushed before the batches are read
+        m.User.where(m.User.id > 0).update_bulk(
+            {"name": m.User.name + "!", "age": m.User.age + 1}, with_hooks=True, batch_size=3
+        )
+        assert [(u.name, u.age) for u in loaded[:2]] == [("user 0!", 101), ("user 1!", 2)]
+        with pytest.raises(ValidationError):
+            m.User.where(m.User.id > 0).update_bulk(
+                {"name": case((m.User.age == 5, "invalid"), else_="x")}, with_hooks=True
+            )
+        assert loaded[1].name == "user 1!"  # rolled back to before the failed bulk
+        loaded[1].update(name="after")
+    after = ages_and_names(m)
+    assert after["u0@x.io"] == (101, "user 0!")
+    assert after["u1@x.io"] == (2, "after")
+    assert after["u2@x.io"] == (3, "user 2!")
+
+
+def test_objects_expired_by_a_failed_hooked_update_are_still_validated(m: Models) -> None:
+    m.User.create_bulk(users(4))
+    with pytest.raises(ValidationError) as info, m.db.transaction():
+        loaded = m.User.order_by("id").all()
+        with pytest.raises(ValidationError):
+            m.User.where(m.User.id > 0).update_bulk(
+                {"name": case((m.User.age == 3, "invalid"), else_="x")}, with_hooks=True
+            )
+        loaded[1].name = "invalid"  # its loaded values were expired by the rollback
+    assert info.value.field == "name"  # refused at commit: the change counted
+    assert ages_and_names(m)["u1@x.io"] == (1, "user 1")
+
+
+def define_stock(db: Database) -> Any:
+    class Stock(db.Model):
+        __tablename__ = "stock"
+        warehouse: Mapped[str] = mapped_column(String(10), primary_key=True)
+        sku: Mapped[str] = mapped_column(String(10), primary_key=True)
+        qty: Mapped[int]
+
+        def validate(self) -> None:
+            if self.qty < 0:
+                raise ValidationError("qty must be >= 0", field="qty")
+
+    return Stock
+
+
+def test_hooked_update_walks_a_composite_primary_key(url: str) -> None:
+    db = Database(url)
+    Stock = define_stock(db)
+    db.create_all()
+    try:
+        Stock.create_bulk(
+            {"warehouse": w, "sku": s, "qty": q}
+            for q, (w, s) in enumerate((w, s) for w in "cab" for s in "zxy")
+        )
+        before = {(s.warehouse, s.sku): s.qty for s in Stock.all()}
+        changed = Stock.where(Stock.qty > 0).update_bulk(
+            {"qty": Stock.qty - 1}, with_hooks=True, batch_size=2
+        )
+        assert changed == 8  # each row once, though batches split keys sharing a warehouse
+        after = {(s.warehouse, s.sku): s.qty for s in Stock.all()}
+        assert after == {k: q - 1 if q > 0 else 0 for k, q in before.items()}
+        with pytest.raises(ValidationError) as info:  # fails in the last batch ("c", ...)
+            Stock.where(Stock.warehouse != "").update_bulk(
+                {"qty": Stock.qty - 1}, with_hooks=True, batch_size=2
+            )
+        assert info.value.field == "qty"
+        assert {(s.warehouse, s.sku): s.qty for s in Stock.all()} == after
+    finally:
+        db.disconnect()
 
 
 def test_bulk_requires_a_filter_unless_told(m: Models) -> None:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import enum
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
 
 from duo_orm import (
+    JSON,
     ConfigurationError,
+    Database,
     DateTime,
     IntegrityError,
     InvalidQueryError,
     Mapped,
     ObjectNotFoundError,
+    String,
     ValidationError,
     mapped_column,
 )
@@ -220,6 +226,162 @@ def test_create_bulk_refuses_bad_rows_before_writing(m: Models) -> None:
     with pytest.raises(InvalidQueryError):
         m.User.create_bulk([user(1)], batch_size=0)
     assert count_rows(m, "users") == 0
+
+
+BAD_VALUES = [
+    ({"email": "a@x.io", "name": 42}, "name"),  # wrong type
+    ({"email": "a@x.io", "name": "A", "age": "3"}, "age"),  # str for int
+    ({"email": "a@x.io", "name": "A", "age": True}, "age"),  # bool for int
+    ({"email": "a@x.io", "name": "x" * 51}, "name"),  # longer than String(50)
+    ({"email": "a@x.io"}, "name"),  # required column missing
+    ({"email": "a@x.io", "name": None}, "name"),  # NOT NULL given None
+    ({"email": "a@x.io", "name": "A", "bogus": 1}, "bogus"),  # not a field
+]
+
+
+@pytest.mark.parametrize(("values", "field"), BAD_VALUES)
+def test_create_bulk_refuses_a_bad_5000th_row(
+    m: Models, values: dict[str, object], field: str
+) -> None:
+    rows = [user(n) for n in range(6_000)]
+    rows[4_999] = values
+    with pytest.raises(ValidationError) as info:
+        m.User.create_bulk(rows, batch_size=1_000)
+    assert info.value.field == field
+    assert count_rows(m, "users") == 0
+
+
+def test_create_bulk_names_the_first_bad_row(m: Models) -> None:
+    rows = [user(n) for n in range(30)]
+    rows[10]["age"] = "ten"
+    rows[20]["name"] = "x" * 51
+    with pytest.raises(ValidationError) as info:
+        m.User.create_bulk(rows)
+    assert info.value.field == "age"  # row 10's, though name comes before age in the table
+    rows[10]["age"], rows[5]["name"] = 10, None
+    with pytest.raises(ValidationError) as info:
+        m.User.create_bulk(rows)
+    assert info.value.field == "name" and "null" in info.value.message
+    assert count_rows(m, "users") == 0
+
+
+WHEN = dt.datetime(2020, 1, 2, tzinfo=dt.timezone.utc)
+
+
+def shaped(n: int) -> dict[str, object]:
+    """Rows of four different sets of fields, in turn."""
+    return {**user(n), **[{}, {"age": n}, {"active": False}, {"created_at": WHEN}][n % 4]}
+
+
+@pytest.mark.anyio
+async def test_create_bulk_rows_with_different_fields_async(am: Models) -> None:
+    rows: list[Any] = [shaped(n) for n in range(40)]
+    rows[8] = UserCreate(email="u8@x.io", name="user 8", age=8)  # payload kinds mix too
+    assert await am.User.create_bulk(rows, batch_size=7) == 40
+    loaded = {u.email: u for u in await am.User.all()}
+    for n in range(40):
+        got = loaded[f"u{n}@x.io"]
+        assert got.name == f"user {n}"
+        assert got.age == (n if n % 4 == 1 or n == 8 else None)
+        assert got.active is (n % 4 != 2)  # the column default where a row has no value
+        assert (got.created_at == WHEN) is (n % 4 == 3)  # else stamped at insert
+        assert got.created_at is not None and got.updated_at is not None
+    bad = [shaped(n) for n in range(100, 140)]
+    bad[33]["active"] = "yes"
+    with pytest.raises(ValidationError) as info:
+        await am.User.create_bulk(bad)
+    assert info.value.field == "active"
+    assert await am.User.count() == 40
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+def define_sample(db: Database) -> Any:
+    class Sample(db.Model):
+        __tablename__ = "samples"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        color: Mapped[Color]
+        quantity: Mapped[int]
+        ratio: Mapped[float]
+        amount: Mapped[decimal.Decimal]
+        flag: Mapped[bool]
+        label: Mapped[str | None] = mapped_column(String(5))
+        at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+        data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    return Sample
+
+
+class Text(str):
+    """A str subclass: not the exact type the fast path knows."""
+
+
+SAMPLE = {
+    "color": Color.RED,
+    "quantity": 1,
+    "ratio": 0.5,
+    "amount": decimal.Decimal("1.50"),
+    "flag": True,
+    "label": "abc",
+    "at": dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
+    "data": {"k": [1]},
+}
+
+SAMPLE_CASES: list[tuple[str, Any, str | None]] = [  # field, value, field refused (None: ok)
+    ("color", "GREEN", None),
+    ("color", Color.GREEN, None),
+    ("color", 3, "color"),
+    ("color", None, "color"),
+    ("quantity", 2, None),
+    ("quantity", True, "quantity"),
+    ("quantity", 2.0, "quantity"),
+    ("quantity", "2", "quantity"),
+    ("ratio", 1, None),
+    ("ratio", decimal.Decimal("0.25"), None),
+    ("ratio", False, "ratio"),
+    ("ratio", "0.5", "ratio"),
+    ("amount", 2, None),
+    ("amount", 2.5, None),
+    ("amount", "2", "amount"),
+    ("flag", False, None),
+    ("flag", 0, "flag"),
+    ("label", None, None),
+    ("label", "abcde", None),
+    ("label", "abcdef", "label"),
+    ("label", Text("abcdef"), "label"),
+    ("label", 5, "label"),
+    ("at", None, "at"),
+    ("data", ["any", {"json": None}], None),
+    ("data", None, "data"),
+]
+
+
+def test_create_bulk_accepts_and_refuses_what_create_does(url: str) -> None:
+    db = Database(url)
+    Sample = define_sample(db)
+    db.create_all()
+    try:
+        for field, value, refused in SAMPLE_CASES:
+            odd = {**SAMPLE, field: value}
+            rows = [dict(SAMPLE) for _ in range(300)]
+            rows[200] = odd
+            if refused is None:
+                Sample.create(odd)
+                assert Sample.create_bulk(rows) == 300, (field, value)
+                assert Sample.where(Sample.id > 0).delete_bulk() == 301
+                continue
+            with pytest.raises(ValidationError) as one:
+                Sample.create(odd)
+            with pytest.raises(ValidationError) as bulk:
+                Sample.create_bulk(rows)
+            assert one.value.field == bulk.value.field == refused, (field, value)
+            assert one.value.message == bulk.value.message
+            assert Sample.count() == 0
+    finally:
+        db.disconnect()
 
 
 # -- get -------------------------------------------------------------------------
