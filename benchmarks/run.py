@@ -16,12 +16,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from duo_orm import Database
 
 from . import core, peers
 from .harness import Result, measure
-from .http import HttpResult, run_http
+from .http import DirectResult, HttpResult, run_direct, run_http
+from .loopback import LoadResult, run_loopback
 
 
 @contextlib.contextmanager
@@ -49,39 +51,88 @@ def database_url(kind: str) -> Iterator[str | None]:
 
 HTTP_HEADER = (
     "| framework | route | database | duo-orm p50 ms | hand-written p50 ms | p50 ratio "
-    "| duo-orm p99 ms | hand-written p99 ms | duo-orm req/s | hand-written req/s |\n"
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    "| A/A ratio (noise) | duo-orm p99 ms | hand-written p99 ms | duo-orm req/s "
+    "| hand-written req/s |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
+COPY = "hand-written (copy)"
+CONCURRENCY = 10  # keep-alive connections in the loopback load
 
 
-def http_rows(kind: str, results: list[HttpResult]) -> list[str]:
+def http_rows(kind: str, results: list[HttpResult] | list[LoadResult]) -> list[str]:
+    """duo-orm against the hand-written app, and the hand-written app against its own copy."""
     by_key = {(r.framework, r.route, r.app): r for r in results}
     lines = []
     for framework, route in dict.fromkeys((r.framework, r.route) for r in results):
-        ours, plain = (
-            by_key[(framework, route, "duo-orm")],
-            by_key[(framework, route, "hand-written")],
+        ours, plain, copy = (
+            by_key[(framework, route, app)] for app in ("duo-orm", "hand-written", COPY)
         )
         lines.append(
             f"| {framework} | {route} | {kind} | {ours.p50 * 1e3:.3f} | {plain.p50 * 1e3:.3f} | "
-            f"**{ours.p50 / plain.p50:.2f}x** | {ours.p99 * 1e3:.3f} | {plain.p99 * 1e3:.3f} | "
+            f"**{ours.p50 / plain.p50:.2f}x** | {copy.p50 / plain.p50:.2f}x | "
+            f"{ours.p99 * 1e3:.3f} | {plain.p99 * 1e3:.3f} | "
             f"{ours.per_second:.0f} | {plain.per_second:.0f} |"
         )
     return lines
 
 
-def run_http_benchmarks(kind: str, url: str, quick: bool) -> list[str]:
+DIRECT_HEADER = (
+    "| framework | bare app us/request | bare app copy us/request | duo-orm us/request "
+    "| adapter cost us/request |\n|---|---:|---:|---:|---:|"
+)
+
+
+def direct_rows(results: list[DirectResult]) -> list[str]:
+    lines = []
+    for result in results:
+        ours, plain, copy = (result.microseconds[app] for app in ("duo-orm", "hand-written", COPY))
+        lines.append(
+            f"| {result.framework} | {plain:.2f} | {copy:.2f} | {ours:.2f} | "
+            f"**{ours - plain:+.2f}** |"
+        )
+    return lines
+
+
+def seeded(url: str) -> tuple[Database, Any]:
     db = Database(url)
     User = core.define(db)
     db.create_all()
+    return db, User
 
-    async def go() -> list[HttpResult]:
+
+def run_http_benchmarks(kind: str, url: str, quick: bool) -> tuple[list[str], list[str]]:
+    """In-process HTTP rows, and (once, on SQLite) the bare-ASGI adapter cost rows."""
+    db, User = seeded(url)
+
+    async def go() -> tuple[list[HttpResult], list[DirectResult]]:
         try:
-            return await run_http(db, User, requests=100 if quick else 300, rounds=3)
+            direct = (
+                await run_direct(db, User, 2_000, 3 if quick else 9) if kind == "sqlite" else []
+            )
+            return await run_http(db, User, requests=100 if quick else 300, rounds=3), direct
         finally:
             await db.disconnect()
 
-    lines = http_rows(kind, asyncio.run(go()))
+    in_process, direct = asyncio.run(go())
+    lines, direct_lines = http_rows(kind, in_process), direct_rows(direct)
+    for line in lines:
+        print(line, flush=True)
+    return lines, direct_lines
+
+
+def run_loopback_benchmarks(kind: str, url: str, quick: bool) -> list[str]:
+    db, User = seeded(url)
+    try:
+        first_id = User.create(email="loopback@x.io", name="seed").id
+    finally:
+        db.disconnect()
+    results = run_loopback(
+        url,
+        first_id,
+        requests=300 if quick else 1_000,
+        rounds=2 if quick else 3,
+        concurrency=CONCURRENCY,
+    )
+    lines = http_rows(kind, results)
     for line in lines:
         print(line, flush=True)
     return lines
@@ -179,37 +230,75 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--write", type=Path, help="write the tables into this markdown file")
+    parser.add_argument(
+        "--part", choices=["all", "core", "http"], default="all", help="run only one half"
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 7)
+    kinds = args.db or ["sqlite", "postgresql"]
     started = time.perf_counter()
-    results: list[Result] = []
-    http_lines: list[str] = []
     print(f"machine: {machine()}", flush=True)
+    tables: list[tuple[str, str, list[str], int]] = []  # name, header, rows, rounds
+    if args.part in ("all", "core"):
+        tables += core_tables(kinds, args.quick, rounds)
+    if args.part in ("all", "http"):
+        tables += http_tables(kinds, args.quick)
+    print(f"\ntook {time.perf_counter() - started:.0f} s")
+    if args.write:
+        for name, header, lines, table_rounds in tables:
+            write_report(args.write, name, header, lines, table_rounds)
+    return 0
+
+
+def core_tables(
+    kinds: list[str], quick: bool, rounds: int
+) -> list[tuple[str, str, list[str], int]]:
     if left_out := peers.missing():
         print(f"(peers not installed, left out: {', '.join(left_out)}; pip install -e '.[bench]')")
     print(f"\n{HEADER}", flush=True)
-    kinds = args.db or ["sqlite", "postgresql"]
+    results: list[Result] = []
     for kind in kinds:
         with database_url(kind) as url:
             if url is None:
                 print(f"({kind}: no server available, skipped)")
                 continue
-            results.extend(run_core(kind, url, args.quick, rounds))
+            results.extend(run_core(kind, url, quick, rounds))
     peer_lines = [line for line in map(format_peer_row, results) if line is not None]
     print(f"\n{PEERS_HEADER}", flush=True)
     for line in peer_lines:
         print(line, flush=True)
-    print(f"\n{HTTP_HEADER}", flush=True)
+    return [
+        ("core", HEADER, [format_row(r) for r in results], rounds),
+        ("peers", PEERS_HEADER, peer_lines, rounds),
+    ]
+
+
+def http_tables(kinds: list[str], quick: bool) -> list[tuple[str, str, list[str], int]]:
+    print(f"\nIn-process (httpx ASGI transport), one request at a time:\n{HTTP_HEADER}", flush=True)
+    http_lines: list[str] = []
+    direct_lines: list[str] = []
     for kind in kinds:
         with database_url(kind) as url:
             if url is not None:
-                http_lines.extend(run_http_benchmarks(kind, url, args.quick))
-    print(f"\ntook {time.perf_counter() - started:.0f} s")
-    if args.write:
-        write_report(args.write, "core", HEADER, [format_row(r) for r in results], rounds)
-        write_report(args.write, "peers", PEERS_HEADER, peer_lines, rounds)
-        write_report(args.write, "http", HTTP_HEADER, http_lines, 3)
-    return 0
+                lines, direct = run_http_benchmarks(kind, url, quick)
+                http_lines.extend(lines)
+                direct_lines.extend(direct)
+    print(f"\nThe DB-less route as a bare ASGI call:\n{DIRECT_HEADER}", flush=True)
+    for line in direct_lines:
+        print(line, flush=True)
+    print(
+        f"\nuvicorn on 127.0.0.1, {CONCURRENCY} keep-alive connections:\n{HTTP_HEADER}", flush=True
+    )
+    loopback_lines: list[str] = []
+    for kind in kinds:
+        with database_url(kind) as url:
+            if url is not None:
+                loopback_lines.extend(run_loopback_benchmarks(kind, url, quick))
+    return [
+        ("http", HTTP_HEADER, http_lines, 3),
+        ("direct", DIRECT_HEADER, direct_lines, 3 if quick else 9),
+        ("loopback", HTTP_HEADER, loopback_lines, 2 if quick else 3),
+    ]
 
 
 def write_report(path: Path, name: str, header: str, lines: list[str], rounds: int) -> None:

@@ -76,7 +76,7 @@ class DeferredFrame:
     """
 
     def __init__(self, open_frame: Callable[[], Frame]) -> None:
-        self._open_frame = open_frame
+        self._open_frame: Callable[[], Frame] | None = open_frame
         self._lock = threading.Lock()
         self.frame: Frame | None = None
         self.closed = False
@@ -84,10 +84,13 @@ class DeferredFrame:
     def close(self) -> None:
         with self._lock:
             self.closed = True
+            # The opener refers back to the request's state: dropping it here lets
+            # reference counting free the request at once instead of the cycle GC.
+            self._open_frame = None
 
     def resolve(self) -> Frame | None:
         if self.frame is None and not self.closed:
             with self._lock:
-                if self.frame is None and not self.closed:
+                if self.frame is None and self._open_frame is not None:
                     self.frame = self._open_frame()
         return self.frame
