@@ -75,6 +75,8 @@ class DeferredFrame:
     all share this object) opens the real frame.
     """
 
+    __slots__ = ("_lock", "_open_frame", "closed", "frame")
+
     def __init__(self, open_frame: Callable[[], Frame]) -> None:
         self._open_frame: Callable[[], Frame] | None = open_frame
         self._lock = threading.Lock()

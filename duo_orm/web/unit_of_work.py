@@ -45,7 +45,7 @@ class Unit:
     gate: anyio.Semaphore | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestState:
     """What one request opened, and whether it has been settled."""
 
@@ -144,26 +144,33 @@ def defer_unit(scope: MutableMapping[str, Any], db: Database) -> None:
 
     The session and its frame appear on the first ORM call of the request, from
     whichever task or worker thread makes it; a request that never touches the
-    database costs one small object.
+    database costs two small objects.
     """
     state: RequestState = scope[SCOPE_KEY]
-    loop = asyncio.get_running_loop()
-
-    async def new_session() -> AsyncSession:  # the async engine belongs to the loop
-        return db._new_async_session()
-
-    def open_frame() -> Frame:
-        if dispatch.event_loop_running():
-            session = db._new_async_session()
-        else:  # first used from a worker thread (a sync handler)
-            session = asyncio.run_coroutine_threadsafe(new_session(), loop).result()
-        frame = Frame(session, loop=loop)
-        state.units.append(Unit(db, TransactionBlock.around(db, frame), session))
-        return frame
-
-    deferred = DeferredFrame(open_frame)
+    deferred = DeferredFrame(_FrameOpener(state, db, asyncio.get_running_loop()))
     state.deferred[db] = deferred
     db._ambient.set(deferred)
+
+
+class _FrameOpener:
+    """Opens a deferred request transaction: its session, frame and unit."""
+
+    __slots__ = ("db", "loop", "state")
+
+    def __init__(self, state: RequestState, db: Database, loop: asyncio.AbstractEventLoop):
+        self.state, self.db, self.loop = state, db, loop
+
+    def __call__(self) -> Frame:
+        if dispatch.event_loop_running():
+            session = self.db._new_async_session()
+        else:  # first used from a worker thread (a sync handler)
+            session = asyncio.run_coroutine_threadsafe(self._new_session(), self.loop).result()
+        frame = Frame(session, loop=self.loop)
+        self.state.units.append(Unit(self.db, TransactionBlock.around(self.db, frame), session))
+        return frame
+
+    async def _new_session(self) -> AsyncSession:  # the async engine belongs to the loop
+        return self.db._new_async_session()
 
 
 _gates: weakref.WeakKeyDictionary[Database, tuple[asyncio.AbstractEventLoop, anyio.Semaphore]]
