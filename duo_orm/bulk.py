@@ -6,6 +6,12 @@ primary-key batches, changed or deleted through the ORM so ``validate()``,
 timestamps and cascades run per row, and flushed batch by batch. Either way the
 whole operation runs in one transaction (a SAVEPOINT inside an enclosing
 ``db.transaction()``), so a failure leaves every row as it was.
+
+Primary-key columns can be set only without hooks: the row-by-row walk pages
+through the primary key, so rows whose key it changed would be skipped or
+visited again. The one UPDATE statement has no such problem; inside a
+transaction, the session's loaded instances of moved rows are re-keyed after
+it, which SQLAlchemy's own session synchronisation does not do.
 """
 
 from __future__ import annotations
@@ -14,8 +20,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, delete, select, tuple_, update
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    delete,
+    inspect,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import Mapper, Session, make_transient, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import ClauseElement
 
 from . import dispatch
@@ -38,6 +55,15 @@ def update_operation(
     values = payload_values(model, payload, fields, partial=True)
     if not values:
         raise InvalidQueryError("update_bulk() needs at least one field to set")
+    keys = _primary_key_names(model)
+    moved = [key for key in values if key in keys]
+    if moved and with_hooks:
+        raise InvalidQueryError(
+            f"update_bulk(with_hooks=True) cannot set {moved[0]}: it is part of "
+            f"{model.__name__}'s primary key, which the row-by-row walk pages through, so "
+            f"changed rows would be skipped or visited twice. Use with_hooks=False (one "
+            f"UPDATE statement), or update the instances one by one."
+        )
     specs = column_specs(model)
     for key, value in values.items():
         specs[key].check(value, inserting=False)  # expressions pass; the database checks them
@@ -51,6 +77,8 @@ def update_operation(
                 if "update" in spec.set_on and spec.key not in stamped:
                     stamped[spec.key] = now
             statement = update(model).where(*conditions).values(stamped)
+            if moved and not dispatch.is_statement_session(session):
+                return _update_moving_keys(session, model, conditions, stamped, statement)
             with all_or_nothing(session):
                 result = session.execute(statement, execution_options=_sync_options(session))
             return int(result.rowcount)  # type: ignore[attr-defined]
@@ -130,6 +158,61 @@ def _sync_options(session: Session) -> dict[str, Any]:
     if dispatch.is_statement_session(session):
         return {"synchronize_session": False}
     return {"synchronize_session": "auto"}
+
+
+def _update_moving_keys(
+    session: Session,
+    model: type,
+    conditions: Sequence[ColumnElement[bool]],
+    values: Mapping[str, Any],
+    statement: Any,
+) -> int:
+    """The UPDATE, then the session's loaded instances of the rows it moved, re-keyed.
+
+    SQLAlchemy's synchronisation leaves such instances in the identity map under
+    their old key: ``get(old)`` would return a row that is gone, ``get(new)`` a
+    second copy. So the values the UPDATE will write to the loaded rows it
+    matches are read first (the database evaluates the same expressions, on the
+    same rows), and afterwards each instance is put under its new key with those
+    values as loaded state: no attribute left to reload, which async code could
+    not do implicitly.
+    """
+    mapper: Mapper[Any] = model.__mapper__  # type: ignore[attr-defined]
+    key = list(mapper.primary_key)
+    new_values = [
+        value
+        if isinstance(value, ClauseElement)
+        else literal(value, mapper.column_attrs[name].columns[0].type)
+        for name, value in values.items()
+    ]
+    moves: list[tuple[Any, Row[Any]]] = []
+    with all_or_nothing(session):
+        session.flush()  # so identity keys are the rows' keys before the UPDATE
+        loaded = {
+            tuple(identity): obj
+            for obj in session.identity_map.values()
+            if isinstance(obj, model) and (identity := inspect(obj).identity) is not None
+        }
+        old_keys = list(loaded)
+        for start in range(0, len(old_keys), 500):  # bound parameters per statement
+            chunk = old_keys[start : start + 500]
+            among = key[0].in_([k[0] for k in chunk]) if len(key) == 1 else tuple_(*key).in_(chunk)
+            query = select(*key, *new_values).where(*conditions, among)
+            moves.extend((loaded[tuple(row[: len(key)])], row) for row in session.execute(query))
+        result = session.execute(statement, execution_options={"synchronize_session": False})
+    for obj, _ in moves:  # all out first, so no new key meets an old one still in the map
+        make_transient(obj)
+    for obj, row in moves:
+        for name, value in zip(values, row[len(key) :], strict=True):
+            set_committed_value(obj, name, value)
+        make_transient_to_detached(obj)  # its identity is now its new primary key
+        session.add(obj)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _primary_key_names(model: type) -> list[str]:
+    mapper: Mapper[Any] = model.__mapper__  # type: ignore[attr-defined]
+    return [mapper.get_property_by_column(column).key for column in mapper.primary_key]
 
 
 def _primary_key(model: type) -> list[Any]:

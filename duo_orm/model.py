@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="Model")
 S = TypeVar("S", bound=BaseModel)
 
-_MISSING = object()
-
 
 class Model:
     """Mixin behind ``db.Model``. Public calls return a value, or an awaitable in async code."""
@@ -240,18 +238,18 @@ class Model:
         return dispatch.run(self.__duo_database__, op)
 
     def update(self, payload: Payload = None, /, **fields: Any) -> Any:
-        """Apply a partial payload and save. On failure the instance keeps its old values."""
+        """Apply a partial payload and save. On failure the instance is left as it was."""
 
         def op(session: Session) -> Model:
             values = payload_values(type(self), payload, fields, partial=True)
-            previous = {key: inspect(self).dict.get(key, _MISSING) for key in values}
-            for key, value in values.items():
-                setattr(self, key, value)
+            before = _Snapshot(session, self)
             try:
+                for key, value in values.items():
+                    setattr(self, key, value)
                 _attach(session, self)
                 _flush(session, self)
             except BaseException:
-                _restore(session, self, previous)
+                before.restore(session, self)
                 raise
             return self
 
@@ -378,22 +376,90 @@ def _attach(session: Session, instance: Model) -> None:
         ) from exc
 
 
-def _restore(session: Session, instance: Model, previous: Mapping[str, Any]) -> None:
-    """Put back the values an ``update()`` replaced.
+class _Snapshot:
+    """An instance's column state before an ``update()``, to put back exactly if it fails.
 
-    In a session whose transaction a failed flush has doomed they are restored
-    as loaded state: marking them changed there would only make SQLAlchemy warn
-    at the rollback that pending changes are discarded.
+    Values alone are not enough: an attribute that was expired or never loaded
+    (deferred) has no value, but setting it leaves an entry in
+    ``committed_state``, and the hooks stamp ``updated_at`` during the flush.
+    Left behind, either is a pending change that a later flush writes (an unloaded
+    attribute as NULL). So the snapshot holds every column's loaded value, its
+    ``committed_state`` entry, whether it was expired, and the instance's place in
+    the session.
     """
-    state = inspect(instance)
-    doomed = instance in session and not session.is_active
-    for key, value in previous.items():
-        if value is _MISSING:
-            state.dict.pop(key, None)
-        elif doomed:
-            set_committed_value(instance, key, value)
-        else:
-            setattr(instance, key, value)
+
+    __slots__ = (
+        "attached",
+        "callables",
+        "committed",
+        "expired",
+        "fully_expired",
+        "loaded",
+        "modified",
+    )
+
+    def __init__(self, session: Session, instance: Model) -> None:
+        state = inspect(instance)
+        keys = column_specs(type(instance)).keys()
+        self.attached = instance in session
+        self.loaded = {key: state.dict[key] for key in keys if key in state.dict}
+        self.committed = {k: state.committed_state[k] for k in keys if k in state.committed_state}
+        self.expired = state.expired_attributes.intersection(keys)
+        self.callables = {key: state.callables[key] for key in keys if key in state.callables}
+        self.fully_expired = state.expired
+        self.modified = state.modified
+
+    def restore(self, session: Session, instance: Model) -> None:
+        """Undo the failed call on ``instance``, and on its membership of ``session``."""
+        if not self.attached and instance in session:
+            session.expunge(instance)  # the call attached it: leave the session as it was
+        if instance in session and not session.is_active:
+            self._restore_as_loaded(instance)
+            return
+        self._restore_exactly(instance)
+        if self.attached and instance not in session:  # a pending instance the flush let go
+            session.add(instance)
+
+    def _restore_exactly(self, instance: Model) -> None:
+        state = inspect(instance)
+        for key in column_specs(type(instance)):
+            if key in self.loaded:
+                state.dict[key] = self.loaded[key]
+            else:
+                state.dict.pop(key, None)
+            if key in self.committed:
+                state.committed_state[key] = self.committed[key]
+            else:
+                state.committed_state.pop(key, None)
+            if key in self.expired:
+                state.expired_attributes.add(key)
+            else:
+                state.expired_attributes.discard(key)
+            if key in self.callables:
+                if not isinstance(state.callables, dict):
+                    state.callables = dict(state.callables)
+                state.callables[key] = self.callables[key]
+        if state.modified and not self.modified and not state.committed_state:
+            # unchanged again: unmark it, or it stays in session.dirty (SQLAlchemy
+            # has no public call for this)
+            state._commit_all(state.dict, state.session.identity_map if state.session else None)
+        state.expired = self.fully_expired
+
+    def _restore_as_loaded(self, instance: Model) -> None:
+        """In a session a failed flush has doomed: values as loaded state.
+
+        Marking them changed there would only make SQLAlchemy warn at the
+        rollback that pending changes are discarded; and the rollback has
+        expired everything, so attributes that had no value stay expired.
+        """
+        state = inspect(instance)
+        for key in column_specs(type(instance)):
+            if key in self.loaded:
+                set_committed_value(instance, key, self.loaded[key])
+            else:
+                state.dict.pop(key, None)
+                state.committed_state.pop(key, None)
+                state.expired_attributes.add(key)
 
 
 def _row_exists(session: Session, instance: Model) -> bool:

@@ -22,7 +22,7 @@ from duo_orm import (
     mapped_column,
 )
 
-from .conftest import count_rows, user_emails
+from .conftest import async_tables, count_rows, user_emails
 from .models import Models
 
 
@@ -280,6 +280,78 @@ def test_hooked_update_walks_a_composite_primary_key(url: str) -> None:
         assert {(s.warehouse, s.sku): s.qty for s in Stock.all()} == after
     finally:
         db.disconnect()
+
+
+def ids_by_email(models: Models) -> dict[str, int]:
+    with models.db.sync_standalone_session() as session:
+        from sqlalchemy import select
+
+        rows = session.execute(select(models.User.email, models.User.id))
+        return {email: id_ for email, id_ in rows}
+
+
+def test_hooked_update_refuses_to_set_the_primary_key(m: Models) -> None:
+    m.User.create_bulk(users(6))
+    before = ids_by_email(m)
+    with pytest.raises(InvalidQueryError, match="cannot set id: it is part of User's primary key"):
+        m.User.where(m.User.id > 0).update_bulk({"id": m.User.id + 100}, with_hooks=True)
+    with pytest.raises(InvalidQueryError, match="skipped or visited twice"):
+        m.User.where(m.User.id == 1).update_bulk({"age": 1, "id": 500}, with_hooks=True)
+    assert ids_by_email(m) == before
+    assert ages_and_names(m)["u0@x.io"] == (0, "user 0")
+
+
+def test_update_without_hooks_moves_primary_keys_in_one_statement(m: Models) -> None:
+    m.User.create_bulk(users(6))
+    before = ids_by_email(m)
+    engine = m.db._engines.sync_engine()
+    with counting_writes(m.db, engine) as writes:
+        n = m.User.where(m.User.id > 2).update_bulk({"id": m.User.id + 100}, batch_size=2)
+    assert n == 4 and len(writes) == 1
+    assert ids_by_email(m) == {e: i + 100 if i > 2 else i for e, i in before.items()}
+
+
+def test_key_change_inside_a_transaction_moves_loaded_instances(m: Models) -> None:
+    m.User.create_bulk(users(6))
+    with m.db.transaction():
+        first, second, third = m.User.order_by("id").limit(3).all()  # ids 1-3; 4-6 not loaded
+        n = m.User.where(m.User.id.in_([2, 3, 4])).update_bulk(
+            {"id": m.User.id + 1000, "name": m.User.name + "!"}
+        )
+        assert n == 3
+        assert m.User.get(2) is None and m.User.get(1002) is second  # one instance per row
+        assert (second.id, second.name, third.id) == (1002, "user 1!", 1003)
+        assert m.User.get(1) is first and first.name == "user 0"
+        assert m.User.get(1004).name == "user 3!"
+        second.update(age=50)  # written to the moved row
+    after = ages_and_names(m)
+    assert after["u1@x.io"] == (50, "user 1!")
+    assert sorted(ids_by_email(m).values()) == [1, 5, 6, 1002, 1003, 1004]
+
+
+@pytest.mark.anyio
+async def test_composite_key_change_hooked_and_not_async(url: str) -> None:
+    db = Database(url)
+    async with async_tables(db, define_stock) as Stock:
+        await Stock.create_bulk({"warehouse": w, "sku": s, "qty": 1} for w in "ab" for s in "xy")
+        with pytest.raises(InvalidQueryError, match="cannot set warehouse"):
+            await Stock.where(Stock.warehouse == "a").update_bulk(
+                {"warehouse": "z"}, with_hooks=True
+            )
+        async with db.transaction():
+            moved = await Stock.get("a", "x")
+            kept = await Stock.get("b", "x")
+            n = await Stock.where(Stock.warehouse == "a").update_bulk(
+                {"warehouse": "z", "qty": Stock.qty + 1}
+            )
+            assert n == 2
+            assert (moved.warehouse, moved.sku, moved.qty) == ("z", "x", 2)  # no reload needed
+            assert await Stock.get("a", "x") is None
+            assert await Stock.get("z", "x") is moved
+            assert await Stock.get("b", "x") is kept and kept.qty == 1
+            await moved.update(qty=7)
+        rows = {(s.warehouse, s.sku): s.qty for s in await Stock.all()}
+        assert rows == {("z", "x"): 7, ("z", "y"): 2, ("b", "x"): 1, ("b", "y"): 1}
 
 
 def test_bulk_requires_a_filter_unless_told(m: Models) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import inspect, text
 
 from duo_orm import (
     JSON,
@@ -24,7 +25,7 @@ from duo_orm import (
     mapped_column,
 )
 
-from .conftest import count_rows
+from .conftest import async_tables, count_rows
 from .models import Models
 
 
@@ -483,6 +484,84 @@ async def test_failed_update_on_unique_conflict_keeps_instance_usable_async(am: 
     assert second.name == "user 2"
     await second.update(name="still works")
     assert (await am.User.get(2)).name == "still works"
+
+
+def column_state(instance: Any) -> tuple[dict[str, Any], dict[str, Any], set[str], bool]:
+    """What a refused update must leave as it was: values, pending changes, expiry, dirtiness."""
+    state = inspect(instance)
+    values = {key: state.dict[key] for key in instance.fields() if key in state.dict}
+    return values, dict(state.committed_state), set(state.expired_attributes), state.modified
+
+
+def test_refused_update_leaves_the_instance_as_it_was(m: Models) -> None:
+    created = m.User.create(user(1))
+    before = column_state(created)
+    with pytest.raises(ValidationError):
+        created.update(name="invalid")  # validate() refuses it after updated_at was stamped
+    assert column_state(created) == before
+    assert inspect(created).detached
+    created.update(age=3)
+    fresh = m.User.get(1)
+    assert (fresh.name, fresh.age) == ("user 1", 3)
+
+
+def test_refused_update_of_an_expired_attribute_leaves_it_expired(m: Models) -> None:
+    m.User.create(user(1))
+    with m.db.transaction() as session:
+        loaded = m.User.get(1)
+        session.expire(loaded, ["name"])
+    before = column_state(loaded)
+    assert "name" not in before[0] and "name" in before[2]
+    for refused in ("invalid", None):  # refused by validate(), then by the column check
+        with pytest.raises(ValidationError) as info:
+            loaded.update(name=refused)
+        assert info.value.field == "name"
+        assert column_state(loaded) == before
+    loaded.update(age=3)  # a left-over change would write name as NULL here
+    fresh = m.User.get(1)
+    assert (fresh.name, fresh.age) == ("user 1", 3)
+
+
+def define_note(db: Database) -> Any:
+    class Note(db.Model):
+        __tablename__ = "notes"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(String(20))
+        body: Mapped[str] = mapped_column(String(20), deferred=True)
+
+        def validate(self) -> None:
+            if self.body == "invalid":
+                raise ValidationError("body may not be 'invalid'", field="body")
+
+    return Note
+
+
+@pytest.mark.anyio
+async def test_refused_update_of_a_deferred_attribute_leaves_it_unloaded_async(url: str) -> None:
+    db = Database(url)
+    async with async_tables(db, define_note) as Note:
+        await Note.create(title="t", body="b")
+        note = await Note.get(1)
+        before = column_state(note)
+        assert "body" not in before[0] and not before[2]  # never loaded, not expired
+        with pytest.raises(ValidationError):
+            await note.update(body="invalid")
+        assert column_state(note) == before
+        await note.update(title="t2")  # a left-over change would write body as NULL here
+        with db.sync_standalone_session() as session:
+            assert session.execute(text("SELECT title, body FROM notes")).all() == [("t2", "b")]
+
+
+@pytest.mark.anyio
+async def test_refused_update_of_a_new_instance_leaves_it_new_async(am: Models) -> None:
+    fresh = am.User.from_schema(user(1))
+    before = column_state(fresh)
+    with pytest.raises(ValidationError):
+        await fresh.update(name="invalid")
+    assert column_state(fresh) == before  # no timestamps or defaults left from the attempt
+    assert inspect(fresh).transient
+    await fresh.update(name="valid")
+    assert (await am.User.get(1)).name == "valid"
 
 
 def test_save_without_changes_writes_nothing(m: Models) -> None:

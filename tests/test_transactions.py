@@ -8,12 +8,13 @@ import anyio
 import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from duo_orm import IntegrityError, UnsupportedOperationError, ValidationError
 
 from .conftest import count_rows, user_emails
 from .models import Models
+from .test_crud import column_state
 
 
 def user(n: int) -> dict[str, object]:
@@ -86,6 +87,115 @@ def test_validation_error_inside_transaction_leaves_it_usable(m: Models) -> None
             m.User.create(email="bad", name="x")
         m.User.create(user(1))
     assert count_rows(m, "users") == 1
+
+
+def stored_users(models: Models) -> list[tuple[object, ...]]:
+    """Every user row as (email, name, age, updated_at), read outside the session under test."""
+    with models.db.sync_standalone_session() as session:
+        query = select(
+            models.User.email, models.User.name, models.User.age, models.User.updated_at
+        ).order_by(models.User.email)
+        return [tuple(row) for row in session.execute(query)]
+
+
+def test_refused_update_inside_a_transaction_leaves_nothing_to_commit(m: Models) -> None:
+    m.User.create(user(1))
+    m.User.create(user(2))
+    rows = stored_users(m)
+    with m.db.transaction() as session:
+        expired = m.User.get(1)
+        session.expire(expired, ["name"])
+        loaded = m.User.get(2)
+        for instance in (expired, loaded):
+            before = column_state(instance)
+            with pytest.raises(ValidationError):
+                instance.update(name="invalid")
+            assert column_state(instance) == before
+            assert not session.is_modified(instance) and instance not in session.dirty
+        m.User.create(user(3))  # the rest of the block commits
+    assert stored_users(m)[:2] == rows  # no NULL name, no new updated_at
+    assert user_emails(m) == ["u1@x.io", "u2@x.io", "u3@x.io"]
+
+
+@pytest.mark.anyio
+async def test_refused_update_inside_a_transaction_leaves_nothing_to_commit_async(
+    am: Models,
+) -> None:
+    await am.User.create(user(1))
+    await am.User.create(user(2))
+    rows = stored_users(am)
+    async with am.db.transaction() as session:
+        expired = await am.User.get(1)
+        session.expire(expired, ["name"])
+        loaded = await am.User.get(2)
+        loaded.age = 7  # a change of its own, made before the refused update: kept
+        for instance in (expired, loaded):
+            before = column_state(instance)
+            with pytest.raises(ValidationError):
+                await instance.update(name=None)  # refused by the column check
+            assert column_state(instance) == before
+        assert not session.is_modified(expired) and session.is_modified(loaded)
+        await am.User.create(user(3))
+    stored = stored_users(am)
+    assert stored[0] == rows[0]
+    assert stored[1][:3] == ("u2@x.io", "user 2", 7)
+    assert [row[0] for row in stored] == ["u1@x.io", "u2@x.io", "u3@x.io"]
+
+
+def test_refused_update_keeps_an_attribute_deferred_by_a_query_option(m: Models) -> None:
+    m.User.create(user(1))
+    with m.db.transaction() as session:
+        loaded = session.scalars(select(m.User).options(defer(m.User.email))).one()
+        before = column_state(loaded)
+        with pytest.raises(ValidationError):
+            loaded.update(name="invalid")  # validate() loads email on the way
+        assert column_state(loaded) == before
+        assert loaded.email == "u1@x.io"  # unloaded again, and still loadable
+
+
+def test_refused_update_keeps_a_pending_instance_pending(m: Models) -> None:
+    with m.db.transaction() as session:
+        fresh = m.User.from_schema(user(1))
+        session.add(fresh)
+        before = column_state(fresh)
+        with pytest.raises(ValidationError):
+            fresh.update(name="invalid")
+        assert column_state(fresh) == before
+        assert inspect(fresh).pending and fresh in session
+    assert stored_users(m)[0][:2] == ("u1@x.io", "user 1")  # inserted at commit, as before
+
+
+@pytest.mark.anyio
+async def test_refused_update_leaves_an_outside_instance_outside_the_transaction_async(
+    am: Models,
+) -> None:
+    created = await am.User.create(user(1))
+    rows = stored_users(am)
+    before = column_state(created)
+    async with am.db.transaction() as session:
+        with pytest.raises(ValidationError):
+            await created.update(name="invalid")
+        assert created not in session and column_state(created) == before
+        assert (await am.User.get(1)) is not created
+    assert inspect(created).detached
+    assert stored_users(am) == rows
+
+
+def test_update_refused_by_the_database_in_a_savepoint_leaves_the_instance_usable(
+    m: Models,
+) -> None:
+    m.User.create(user(1))
+    m.User.create(user(2))
+    with m.db.transaction() as session:
+        second = m.User.get(2)
+        session.expire(second, ["name"])
+        before = column_state(second)
+        with pytest.raises(IntegrityError), m.db.transaction():
+            second.update(email="u1@x.io")
+        assert column_state(second) == before
+        assert (second.email, second.name) == ("u2@x.io", "user 2")
+        second.update(age=4)
+    assert stored_users(m)[1][:3] == ("u2@x.io", "user 2", 4)
 
 
 def test_commit_failure_raises_and_writes_nothing(m: Models) -> None:
