@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import sys
+import types
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
@@ -88,23 +90,37 @@ def _sqlmodel_user() -> Any:
     return SQLModelUser
 
 
-try:  # Tortoise finds models by module path, so its model has to live at module level
-    from tortoise import fields as _tortoise_fields
-    from tortoise.models import Model as _TortoiseModel
-except ImportError:
-    pass
-else:
+def _fresh_tortoise_module() -> tuple[str, Any]:
+    """A new module holding a new Tortoise model of the table, for one ``Tortoise.init``.
 
-    class TortoiseUser(_TortoiseModel):
-        id = _tortoise_fields.IntField(primary_key=True)
-        email = _tortoise_fields.CharField(max_length=100, unique=True)
-        name = _tortoise_fields.CharField(max_length=100)
-        n = _tortoise_fields.IntField(default=0)
+    Tortoise finds models by module path and keeps the SQL it built per connection name
+    and table, for the whole process (SQLite's ``?`` placeholders would reach PostgreSQL
+    in the next run): each database of a run gets its own class and connection name.
+    """
+    from tortoise import fields
+    from tortoise.models import Model as TortoiseModel
+
+    _tortoise_runs.append(None)
+    name = f"{__name__}_tortoise_{len(_tortoise_runs)}"
+    module = types.ModuleType(name)
+
+    class TortoiseUser(TortoiseModel):
+        id = fields.IntField(primary_key=True)
+        email = fields.CharField(max_length=100, unique=True)
+        name = fields.CharField(max_length=100)
+        n = fields.IntField(default=0)
 
         class Meta:
             table = "bench_users"
 
-    __models__ = [TortoiseUser]
+    TortoiseUser.__module__ = name
+    module.TortoiseUser = TortoiseUser  # type: ignore[attr-defined]
+    module.__models__ = [TortoiseUser]  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    return name, TortoiseUser
+
+
+_tortoise_runs: list[None] = []
 
 
 # advanced-alchemy's update() writes only the columns whose value differs from the row it
@@ -264,13 +280,19 @@ class AsyncPeers:
     def __init__(self, url: str) -> None:
         self.url = url
         self._tortoise: Any = None  # Tortoise's context, once initialised
+        self._model: Any = None
 
     async def start(self) -> None:
         if available(TORTOISE):
             from tortoise import Tortoise
 
+            module, self._model = _fresh_tortoise_module()
+            connection = module.rsplit(".", 1)[-1]  # Tortoise caches SQL per connection name
             self._tortoise = await Tortoise.init(
-                db_url=tortoise_url(self.url), modules={"bench": [__name__]}
+                config={
+                    "connections": {connection: tortoise_url(self.url)},
+                    "apps": {"bench": {"models": [module], "default_connection": connection}},
+                }
             )
 
     async def close(self) -> None:
@@ -288,7 +310,7 @@ class AsyncPeers:
         if available(ADVANCED_ALCHEMY):
             _repository_async(more, engine, rows, bulk)
         if self._tortoise is not None:
-            _tortoise_async(more, self._tortoise, rows, bulk)
+            _tortoise_async(more, self._tortoise, self._model, rows, bulk)
         return more
 
 
@@ -417,10 +439,9 @@ def _repository_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> No
         more.add(key, ADVANCED_ALCHEMY, work)
 
 
-def _tortoise_async(more: Additions, context: Any, rows: Rows, bulk: int) -> None:
+def _tortoise_async(more: Additions, context: Any, User: Any, rows: Rows, bulk: int) -> None:
     from tortoise.expressions import F
 
-    User = TortoiseUser
     state: dict[str, list[Any]] = {"ids": [], "objects": []}
 
     def within(work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:

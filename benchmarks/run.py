@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "--part", choices=["all", "core", "http"], default="all", help="run only one half"
     )
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 7)
+    rounds = args.rounds or (3 if args.quick else 5)
     kinds = args.db or ["sqlite", "postgresql"]
     started = time.perf_counter()
     print(f"machine: {machine()}", flush=True)
