@@ -21,12 +21,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from duo_orm import Database
 
 from . import core, http
+from .http import HttpResult
 
 VARIANTS = ("duo-orm", "hand-written", "hand-written (copy)")
 # path, and the share of the requests each round sends (the DB-less route is ~15x faster)
@@ -44,16 +44,6 @@ def app_factory() -> Any:
     variant = os.environ["BENCH_VARIANT"]
     apps = http.FRAMEWORKS[os.environ["BENCH_FRAMEWORK"]](db, user, engine)
     return apps["duo-orm" if variant == "duo-orm" else "hand-written"]
-
-
-@dataclass
-class LoadResult:
-    framework: str
-    route: str
-    app: str
-    p50: float
-    p99: float
-    per_second: float
 
 
 @contextmanager
@@ -149,8 +139,8 @@ async def load(port: int, path: str, requests: int, concurrency: int) -> tuple[l
 
 def run_loopback(
     url: str, first_id: int, *, requests: int, rounds: int, concurrency: int
-) -> list[LoadResult]:
-    results: list[LoadResult] = []
+) -> list[HttpResult]:
+    results: list[HttpResult] = []
     for framework in http.FRAMEWORKS:
         with servers(framework, url) as ports:
             for route, (template, share) in ROUTES.items():
@@ -169,7 +159,7 @@ def run_loopback(
                 for name in ports:
                     values = sorted(latencies[name])
                     results.append(
-                        LoadResult(
+                        HttpResult(
                             framework,
                             route,
                             name,

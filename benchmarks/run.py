@@ -23,7 +23,7 @@ from duo_orm import Database
 from . import core, peers
 from .harness import Result, measure
 from .http import DirectResult, HttpResult, run_direct, run_http
-from .loopback import LoadResult, run_loopback
+from .loopback import run_loopback
 
 
 @contextlib.contextmanager
@@ -58,7 +58,7 @@ COPY = "hand-written (copy)"
 CONCURRENCY = 10  # keep-alive connections in the loopback load
 
 
-def http_rows(kind: str, results: list[HttpResult] | list[LoadResult]) -> list[str]:
+def http_rows(kind: str, results: list[HttpResult]) -> list[str]:
     """duo-orm against the hand-written app, and the hand-written app against its own copy."""
     by_key = {(r.framework, r.route, r.app): r for r in results}
     lines = []
