@@ -65,8 +65,7 @@ def measure(
     samples: dict[str, list[float]] = {name: [] for name in scenario.implementations}
     names = list(scenario.implementations)
     for round_number in range(rounds):
-        order = names[round_number % len(names) :] + names[: round_number % len(names)]
-        for name in order:
+        for name in rotated(names, round_number):
             if scenario.setup is not None:
                 _call(scenario.setup, loop)
             gc.collect()
@@ -75,6 +74,12 @@ def measure(
             _call(work, loop)
             samples[name].append((time.perf_counter() - started) / scenario.ops_per_call)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def rotated(names: list[str], round_number: int) -> list[str]:
+    """This round's order: each round starts one further along, so drift hits all alike."""
+    shift = round_number % len(names)
+    return names[shift:] + names[:shift]
 
 
 def _call(work: Work, loop: asyncio.AbstractEventLoop | None) -> Any:

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from duo_orm import Database
 
+from .harness import rotated
+
 
 class UserIn(BaseModel):
     email: str
@@ -35,6 +37,21 @@ class HttpResult:
     p50: float
     p99: float
     per_second: float
+
+    @classmethod
+    def of(
+        cls, framework: str, route: str, app: str, latencies: list[float], per_second: float
+    ) -> "HttpResult":
+        """Percentiles of one app's request latencies (seconds)."""
+        ordered = sorted(latencies)
+        return cls(
+            framework,
+            route,
+            app,
+            p50=statistics.median(ordered),
+            p99=ordered[int(len(ordered) * 0.99) - 1],
+            per_second=per_second,
+        )
 
 
 def fastapi_apps(db: Database, User: Any, engine: AsyncEngine) -> dict[str, Any]:
@@ -253,9 +270,7 @@ async def run_http(db: Database, User: Any, requests: int, rounds: int) -> list[
             samples: dict[str, list[float]] = {name: [] for name in apps}
             names = list(apps)
             for round_number in range(rounds):
-                shift = round_number % len(names)
-                order = names[shift:] + names[:shift]
-                for name in order:
+                for name in rotated(names, round_number):
                     client = clients[name]
                     for _ in range(requests):
                         started = time.perf_counter()
@@ -263,17 +278,8 @@ async def run_http(db: Database, User: Any, requests: int, rounds: int) -> list[
                         samples[name].append(time.perf_counter() - started)
                         assert response.status_code < 400, response.text
             for name, values in samples.items():
-                values.sort()
-                results.append(
-                    HttpResult(
-                        framework,
-                        route,
-                        name,
-                        p50=statistics.median(values),
-                        p99=values[int(len(values) * 0.99) - 1],
-                        per_second=len(values) / sum(values),
-                    )
-                )
+                per_second = len(values) / sum(values)
+                results.append(HttpResult.of(framework, route, name, values, per_second))
         for client in clients.values():
             await client.aclose()
     return results
@@ -330,8 +336,7 @@ async def run_direct(db: Database, User: Any, requests: int, rounds: int) -> lis
         for name in names:
             await timed(apps[name])  # warm up
         for round_number in range(rounds):
-            shift = round_number % len(names)
-            for name in names[shift:] + names[:shift]:
+            for name in rotated(names, round_number):
                 samples[name].append(await timed(apps[name]))
         results.append(
             DirectResult(

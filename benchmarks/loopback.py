@@ -26,6 +26,7 @@ from typing import Any
 from duo_orm import Database
 
 from . import core, http
+from .harness import rotated
 from .http import HttpResult
 
 VARIANTS = ("duo-orm", "hand-written", "hand-written (copy)")
@@ -148,25 +149,16 @@ def run_loopback(
                 latencies: dict[str, list[float]] = {name: [] for name in ports}
                 rates: dict[str, list[float]] = {name: [] for name in ports}
                 for number in range(rounds + 1):  # the first round warms up and is dropped
-                    names = list(ports)
-                    order = names[number % len(names) :] + names[: number % len(names)]
-                    for name in order:
+                    for name in rotated(list(ports), number):
                         count = requests * share // (1 if number else 4)  # a short warm-up
                         values, wall = asyncio.run(load(ports[name], path, count, concurrency))
                         if number:
                             latencies[name].extend(values)
                             rates[name].append(len(values) / wall)
                 for name in ports:
-                    values = sorted(latencies[name])
+                    per_second = statistics.median(rates[name])
                     results.append(
-                        HttpResult(
-                            framework,
-                            route,
-                            name,
-                            p50=statistics.median(values),
-                            p99=values[int(len(values) * 0.99) - 1],
-                            per_second=statistics.median(rates[name]),
-                        )
+                        HttpResult.of(framework, route, name, latencies[name], per_second)
                     )
     return results
 
