@@ -4,6 +4,7 @@ from .database import Database
 from .exceptions import (
     ConfigurationError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuoOrmError,
     IntegrityError,
     InvalidQueryError,
@@ -59,6 +60,7 @@ __all__ = [
     "ConfigurationError",
     "Database",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "Date",
     "DateTime",
     "DuoOrmError",

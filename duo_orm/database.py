@@ -16,7 +16,12 @@ from sqlalchemy.pool import QueuePool
 from . import dispatch
 from .engines import Engines
 from .errors import translate, translated_errors
-from .exceptions import ConfigurationError, DatabaseError, UnsupportedOperationError
+from .exceptions import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    UnsupportedOperationError,
+)
 from .frame import DeferredFrame, Frame
 from .model import Model
 from .session import DuoSession
@@ -126,7 +131,10 @@ class Database:
             return exc
         mapped = translate(exc)
         reason = str(mapped).strip().splitlines()[0] if str(mapped).strip() else type(exc).__name__
-        return DatabaseError(
+        # unreachable (retry later) stays apart from refused (fix the configuration)
+        unreachable = isinstance(mapped, DatabaseUnavailableError)
+        error = DatabaseUnavailableError if unreachable else DatabaseError
+        return error(
             f"Could not connect to {self.sync_url.render_as_string(hide_password=True)}: {reason}"
         )
 

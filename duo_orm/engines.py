@@ -1,12 +1,16 @@
 """Lazily built sync and async engines for one database, with SQLite made strict.
 
 Engines are created on first use, so importing a module that builds a
-``Database`` never touches the network or a missing driver.
+``Database`` never touches the network or a missing driver. Every engine hides
+SQL parameters from exception text and logs (they can hold personal data);
+server databases also get pre-ping (a pooled connection the server dropped is
+replaced before use) and a connect timeout. ``engine_options`` overrides each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from typing import Any
 
@@ -17,6 +21,30 @@ from .exceptions import ConfigurationError
 from .urls import DerivedURLs, install_hint
 
 DEFAULT_SQLITE_BUSY_TIMEOUT = 5.0  # seconds a SQLite connection waits for a lock
+
+# Seconds to wait for a server database to accept a connection. Drivers default to
+# 60-130 s, long enough for a black-holed host to stall startup and every request.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+# The connect() argument each driver takes its connect timeout from (seconds), and
+# whether it must be a whole number (libpq rounds nothing: "2.5" is refused).
+CONNECT_TIMEOUT_ARGS: dict[str, tuple[str, bool]] = {
+    "psycopg": ("connect_timeout", True),  # libpq's connect_timeout
+    "psycopg_async": ("connect_timeout", True),
+    "psycopg2": ("connect_timeout", True),
+    "asyncpg": ("timeout", False),
+    "pymysql": ("connect_timeout", True),
+    "mysqldb": ("connect_timeout", True),
+    "asyncmy": ("connect_timeout", True),
+    "aiomysql": ("connect_timeout", True),
+    "oracledb": ("tcp_connect_timeout", False),
+    "pyodbc": ("timeout", True),  # the ODBC login timeout
+    "aioodbc": ("timeout", True),
+}
+
+# ``engine_options`` key duo-orm reads itself: one connect timeout for both engines,
+# passed to each driver under its own name (None: leave the driver's default).
+CONNECT_TIMEOUT_OPTION = "connect_timeout"
 
 
 class Engines:
@@ -84,6 +112,11 @@ class Engines:
     def _build(self, factory: Any, url: Any) -> Any:
         options = dict(self._options)
         options.setdefault("echo", self._echo)
+        options.setdefault("hide_parameters", True)  # no personal data in logs or errors
+        connect_timeout = options.pop(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT)
+        if not self.is_sqlite:
+            options.setdefault("pool_pre_ping", True)
+            _set_connect_timeout(options, url, connect_timeout)
         if self.is_sqlite:
             connect_args = dict(options.get("connect_args", {}))
             connect_args.setdefault("timeout", DEFAULT_SQLITE_BUSY_TIMEOUT)
@@ -128,6 +161,19 @@ class Engines:
         if self._memory_keeper is not None:
             self._memory_keeper.close()
             self._memory_keeper = None
+
+
+def _set_connect_timeout(options: dict[str, Any], url: Any, seconds: float | None) -> None:
+    """Give the driver a connect timeout unless the user already set its own argument."""
+    known = CONNECT_TIMEOUT_ARGS.get(url.get_driver_name())
+    if seconds is None or known is None:
+        return
+    name, whole = known
+    connect_args = dict(options.get("connect_args", {}))
+    if name in connect_args or name in url.query:
+        return
+    connect_args[name] = max(1, math.ceil(seconds)) if whole else seconds
+    options["connect_args"] = connect_args
 
 
 def _make_sqlite_strict(engine: Engine) -> None:

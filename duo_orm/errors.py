@@ -16,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from .exceptions import (
     DatabaseError,
+    DatabaseUnavailableError,
     DuoOrmError,
     IntegrityError,
     IntegrityKind,
@@ -51,11 +52,19 @@ MYSQL_KINDS: dict[int, IntegrityKind] = {
 }
 MYSQL_CONFLICTS = {1205, 1213}  # lock wait timeout, deadlock
 
+# The server went away or cannot be reached: SQLSTATE class 08 (connection
+# exception) and the shutdown codes of class 57 (admin/crash shutdown, cannot
+# connect now); MySQL client errors for "can't connect", "gone away", "lost".
+SQLSTATE_UNAVAILABLE = {"57P01", "57P02", "57P03"}
+MYSQL_UNAVAILABLE = {2002, 2003, 2006, 2013}
+
 
 def translate(error: BaseException) -> BaseException:
     """The duo-orm error to raise for ``error`` (``error`` itself if it is not ours to wrap)."""
     if isinstance(error, DuoOrmError):
         return error
+    if _is_unavailable(error):
+        return DatabaseUnavailableError(_unavailable_message(error))
     if isinstance(error, StaleDataError):
         return ObjectNotFoundError(
             "The row was not found: it was deleted, or its primary key changed, "
@@ -114,6 +123,35 @@ def _integrity_kind(driver_error: Any) -> IntegrityKind | None:
             return SQLITE_KINDS[code]
         return "other" if code & 0xFF == 19 else None  # SQLITE_CONSTRAINT family
     return MYSQL_KINDS.get(code)
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached or dropped the connection.
+
+    Decided from codes and SQLAlchemy's own disconnect detection, never from text.
+    asyncpg lets the socket's ``ConnectionError``/``TimeoutError`` escape unwrapped
+    when a connection cannot be opened, so those count too.
+    """
+    if isinstance(error, (sa_exc.DisconnectionError, ConnectionError, TimeoutError)):
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:  # the dialect recognised a disconnect
+        return True
+    sqlstate, code = _codes(error.orig)
+    if sqlstate is not None:
+        return sqlstate.startswith("08") or sqlstate in SQLSTATE_UNAVAILABLE
+    if code is not None:
+        return not _is_sqlite(error.orig) and code in MYSQL_UNAVAILABLE
+    # No code at all and no statement: the driver failed to open a connection
+    # (refused, unreachable, timed out); a refusal by the server carries a code.
+    return isinstance(error, sa_exc.OperationalError) and error.statement is None
+
+
+def _unavailable_message(error: BaseException) -> str:
+    if isinstance(error, sa_exc.DBAPIError):
+        return _driver_message(error.orig)
+    return _driver_message(error)
 
 
 def _is_conflict(driver_error: Any) -> bool:

@@ -83,9 +83,23 @@ class TransactionConflictError(DatabaseError):
     retryable = True
 
 
+class DatabaseUnavailableError(DatabaseError):
+    """The database cannot be reached, or the connection was lost mid-call.
+
+    The server is down, restarting, refusing connections, or dropped this
+    connection (SQLSTATE class 08, 57P01-57P03, a disconnect the driver
+    reported). Nothing was committed by the failed call; retrying once the
+    server is back is expected to succeed, and pooled connections recover by
+    themselves (no restart needed).
+    """
+
+    retryable = True
+
+
 __all__ = [
     "ConfigurationError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "DuoOrmError",
     "IntegrityError",
     "IntegrityKind",

@@ -14,12 +14,15 @@ from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, ErrorStyle, describe_handle
 
 
 def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") -> None:
-    """ValidationError 422, not found 404, bad query 400, conflicts 409, the rest 500."""
+    """ValidationError 422, not found 404, bad query 400, conflicts 409, database
+    unavailable 503 (with ``Retry-After``), the rest 500."""
 
     async def handle(request: Request, exc: Exception) -> Response:
         info = describe_handled(exc)
         body, content_type = error_body(info, error_style)
-        return JSONResponse(body, status_code=info.status, media_type=content_type)
+        return JSONResponse(
+            body, status_code=info.status, media_type=content_type, headers=info.headers
+        )
 
     app.add_exception_handler(DuoOrmError, handle)
     app.add_exception_handler(SQLAlchemyError, handle)

@@ -69,7 +69,8 @@ class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
       response starts, rolled back otherwise, answered with 409/500 if the commit fails;
     - ``db_session`` dependency (the request's ``AsyncSession``);
     - exception handlers: ValidationError 422, not found 404, bad query 400,
-      conflicts 409, the rest 500 without internals, in Litestar's error shape
+      conflicts 409, database unavailable 503 with ``Retry-After``, the rest 500
+      without internals, in Litestar's error shape
       (``error_style="problem"`` for RFC 9457);
     - 404/409/422 documented on every operation in the OpenAPI schema.
     """
@@ -116,7 +117,7 @@ class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
     def _handle(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         info = describe_handled(exc)
         body, media_type = error_body(info, self.error_style, litestar_body)
-        return Response(body, status_code=info.status, media_type=media_type)
+        return Response(body, status_code=info.status, media_type=media_type, headers=info.headers)
 
     def receive_route(self, route: BaseRoute) -> None:
         if not self.document_errors or not isinstance(route, HTTPRoute):

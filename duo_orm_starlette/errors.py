@@ -18,7 +18,8 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def duo_exception_handlers(*, error_style: ErrorStyle = "native") -> dict[Any, Handler]:
-    """For ``Starlette(exception_handlers=...)``: 422, 404, 400, 409, and 500 without internals.
+    """For ``Starlette(exception_handlers=...)``: 422, 404, 400, 409, 503 with
+    ``Retry-After``, and 500 without internals.
 
     A pydantic ``ValidationError`` escaping an endpoint is a request body that did not
     fit its schema: 422 with pydantic's list of problems.
@@ -26,7 +27,9 @@ def duo_exception_handlers(*, error_style: ErrorStyle = "native") -> dict[Any, H
 
     def respond(info: ErrorInfo) -> Response:
         body, content_type = error_body(info, error_style)
-        return JSONResponse(body, status_code=info.status, media_type=content_type)
+        return JSONResponse(
+            body, status_code=info.status, media_type=content_type, headers=info.headers
+        )
 
     async def database_error(request: Request, exc: Exception) -> Response:
         return respond(describe_handled(exc))

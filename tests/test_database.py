@@ -27,6 +27,7 @@ from duo_orm import (
     ConfigurationError,
     Database,
     DatabaseError,
+    DatabaseUnavailableError,
     IntegrityError,
     Mapped,
     TransactionConflictError,
@@ -232,7 +233,8 @@ def test_connect_to_unreachable_postgresql_is_a_database_error_sync() -> None:
     with pytest.raises(DatabaseError) as info:
         db.connect()
     error = info.value
-    assert type(error) is DatabaseError  # not a raw driver / SQLAlchemy error
+    # not a raw driver / SQLAlchemy error; "unavailable" says a retry may succeed
+    assert type(error) is DatabaseUnavailableError and error.retryable
     assert not isinstance(error, sa_exc.SQLAlchemyError)
     assert "Could not connect to postgresql+psycopg://duo:***@127.0.0.1:1/nowhere" in str(error)
     assert "s3cret-pw" not in str(error)
@@ -247,6 +249,7 @@ async def test_connect_to_unreachable_postgresql_is_a_database_error_async() -> 
         with pytest.raises(DatabaseError, match=r"Could not connect to .*127\.0\.0\.1:1") as info:
             await db.connect()
         assert not isinstance(info.value, sa_exc.SQLAlchemyError)
+        assert isinstance(info.value, DatabaseUnavailableError)  # refused: both drivers
         assert "s3cret-pw" not in str(info.value)
         assert info.value.__cause__ is not None
         await db.disconnect()
@@ -255,7 +258,7 @@ async def test_connect_to_unreachable_postgresql_is_a_database_error_async() -> 
 def test_orm_call_on_unreachable_postgresql_is_a_database_error() -> None:
     db = Database(UNREACHABLE_PG)
     models = define_models(db)
-    with pytest.raises(DatabaseError) as info:
+    with pytest.raises(DatabaseUnavailableError) as info:
         models.User.count()
     assert isinstance(info.value.__cause__, sa_exc.DBAPIError)
 

@@ -26,6 +26,7 @@ from duo_orm import exceptions
 from duo_orm.exceptions import (
     ConfigurationError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuoOrmError,
     IntegrityError,
     InvalidQueryError,
@@ -71,7 +72,7 @@ API_SQLALCHEMY = {  # re-exported as-is from SQLAlchemy
     "or_": sqlalchemy.or_,
     "not_": sqlalchemy.not_,
 }
-# API.md, "Exceptions": the classes of duo_orm.exceptions (plus the two the code adds).
+# API.md, "Exceptions": the classes of duo_orm.exceptions (plus the three the code adds).
 API_EXCEPTIONS = [
     "DuoOrmError",
     "ConfigurationError",
@@ -83,6 +84,7 @@ API_EXCEPTIONS = [
     "ValidationError",
     "DatabaseError",
     "TransactionConflictError",
+    "DatabaseUnavailableError",
 ]
 
 
@@ -154,6 +156,7 @@ def test_exceptions_all_resolves_and_has_the_integrity_kind() -> None:
         (ValidationError, [DuoOrmError, ValueError]),
         (DatabaseError, [DuoOrmError]),
         (TransactionConflictError, [DatabaseError, DuoOrmError]),
+        (DatabaseUnavailableError, [DatabaseError, DuoOrmError]),
     ],
 )
 def test_hierarchy(error: type[Exception], ancestors: list[type[Exception]]) -> None:
@@ -167,7 +170,12 @@ def test_http_mapped_classes_never_overlap() -> None:
     mapped = [ValidationError, ObjectNotFoundError, IntegrityError, InvalidQueryError]
     for first, second in itertools.permutations(mapped, 2):
         assert not issubclass(first, second), (first, second)
-    for unmapped in (ConfigurationError, DatabaseError, TransactionConflictError):
+    for unmapped in (
+        ConfigurationError,
+        DatabaseError,
+        TransactionConflictError,
+        DatabaseUnavailableError,
+    ):
         assert not any(issubclass(unmapped, cls) for cls in mapped), unmapped  # 500
 
 
@@ -189,9 +197,10 @@ def test_integrity_error_carries_kind_and_constraint() -> None:
     assert (named.kind, named.constraint, str(named)) == ("unique", "users_email_key", "dup")
 
 
-def test_only_transaction_conflicts_are_retryable() -> None:
+def test_only_conflicts_and_unavailability_are_retryable() -> None:
     assert TransactionConflictError.retryable is True
     assert TransactionConflictError("lost a race").retryable is True
+    assert DatabaseUnavailableError("server is down").retryable is True
     for other in (DatabaseError, IntegrityError, DuoOrmError):
         assert getattr(other("x"), "retryable", False) is False
 

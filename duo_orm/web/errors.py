@@ -2,9 +2,10 @@
 
 The mapping is the one DESIGN.md fixes: ValidationError 422, ObjectNotFoundError
 404, InvalidQueryError 400, IntegrityError and TransactionConflictError 409,
-anything else 500. Messages shown to clients never contain SQL, driver text or
-tracebacks: 409s say what kind of conflict happened and name the constraint,
-500s say nothing beyond the status.
+DatabaseUnavailableError 503 with ``Retry-After``, anything else 500. Messages
+shown to clients never contain SQL, driver text or tracebacks: 409s say what
+kind of conflict happened and name the constraint, 503s say to retry, 500s say
+nothing beyond the status.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import translate
 from ..exceptions import (
+    DatabaseUnavailableError,
     DuoOrmError,
     IntegrityError,
     InvalidQueryError,
@@ -32,6 +34,10 @@ from ..exceptions import (
 )
 
 logger = logging.getLogger("duo_orm.web")
+
+# Seconds a client should wait before retrying a 503: long enough for a pool to
+# notice the server is back, short enough that a restart costs little.
+RETRY_AFTER_SECONDS = 2
 
 _CONFLICTS = {
     "unique": "A record with the same unique value already exists.",
@@ -52,6 +58,14 @@ class ErrorInfo:
     constraint: str | None = None
     retryable: bool = False
     errors: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # pydantic-style details
+    retry_after: int | None = None  # seconds, sent as the Retry-After header
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers every renderer sends with this error's body."""
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(self.retry_after)}
 
     @property
     def title(self) -> str:
@@ -79,19 +93,33 @@ def classify(exc: BaseException) -> ErrorInfo | None:
         return ErrorInfo(
             409, "The request conflicted with a concurrent change; retry it.", retryable=True
         )
+    if isinstance(exc, DatabaseUnavailableError):
+        return unavailable()
     return internal_error()
 
 
 def describe_handled(exc: BaseException) -> ErrorInfo:
     """What an adapter's exception handler answers; a 500's real cause goes to the log only."""
     info = classify(exc) or internal_error()
-    if info.status >= 500:
+    if info.status == 503:
+        logger.error("Database unavailable, answered 503", exc_info=exc)
+    elif info.status >= 500:
         logger.error("Unhandled database error", exc_info=exc)
     return info
 
 
 def internal_error() -> ErrorInfo:
     return ErrorInfo(500, "Internal Server Error")
+
+
+def unavailable() -> ErrorInfo:
+    """503: the database cannot be reached right now; the same request may succeed later."""
+    return ErrorInfo(
+        503,
+        "The database is unavailable right now; retry the request shortly.",
+        retryable=True,
+        retry_after=RETRY_AFTER_SECONDS,
+    )
 
 
 def problem_body(info: ErrorInfo) -> dict[str, Any]:
@@ -153,6 +181,7 @@ def render(
     headers = [
         (b"content-type", content_type.encode()),
         (b"content-length", str(len(payload)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in info.headers.items()),
     ]
     return info.status, headers, payload
 

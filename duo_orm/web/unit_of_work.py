@@ -25,7 +25,7 @@ from .. import dispatch
 from ..exceptions import ConfigurationError
 from ..frame import DeferredFrame, Frame
 from ..transaction import TransactionBlock
-from .errors import ErrorInfo, classify, internal_error
+from .errors import ErrorInfo, describe_handled
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -84,7 +84,7 @@ class RequestState:
                     try:
                         await unit.block.__aexit__(None, None, None)
                     except Exception as exc:  # the commit failed: the response must say so
-                        failure = classify(exc) or internal_error()
+                        failure = describe_handled(exc)  # a 5xx is logged there
                     continue
                 with anyio.CancelScope(shield=True):
                     await unit.block.__aexit__(_Rollback, _Rollback(), None)
