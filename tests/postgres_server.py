@@ -4,6 +4,9 @@
 the Debian server binaries are used; ``tests/ensure_postgres.sh`` installs them
 on a fresh machine. The cluster lives in a temporary directory, listens only on
 loopback, trades durability for speed, and is removed when the run ends.
+
+``controlled_postgres_server()`` always starts a cluster of its own, which the
+fault tests stop, start and restart on the same port without disturbing others.
 """
 
 from __future__ import annotations
@@ -59,41 +62,73 @@ def postgres_server() -> Iterator[URL]:
     if given:
         yield make_url(given).set(drivername="postgresql+psycopg")
         return
-    bin_dir = _bin_dir()
-    root = Path(tempfile.mkdtemp(prefix="duo-orm-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    data.mkdir()
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(data, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = _free_port()
-    log = root / "server.log"
-    try:
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-U", "duo", "-A", "trust", "-E", "UTF8"])
+    with controlled_postgres_server() as server:
+        yield server.url
+
+
+class PostgresServer:
+    """A cluster of our own that can be stopped and started again on the same port."""
+
+    def __init__(self, root: Path) -> None:
+        self.bin_dir = _bin_dir()
+        self.root = root
+        self.data, self.sockets, self.log = root / "data", root / "sockets", root / "server.log"
+        self.port = _free_port()
+        self.url = URL.create("postgresql+psycopg", "duo", None, "127.0.0.1", self.port, "postgres")
+
+    def init(self) -> None:
+        self.data.mkdir()
+        self.sockets.mkdir()
+        if os.geteuid() == 0:
+            for path in (self.root, self.data, self.sockets):
+                shutil.chown(path, "postgres")
+        initdb = str(self.bin_dir / "initdb")
+        _run([initdb, "-D", str(self.data), "-U", "duo", "-A", "trust", "-E", "UTF8"])
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections (at most 60 s)."""
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.sockets} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        self._pg_ctl("-l", str(self.log), "-o", options, "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop and wait: ``fast`` ends every session (clients see 57P01)."""
+        self._pg_ctl("-m", mode, "stop")
+
+    def running(self) -> bool:
+        command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "status"]
+        return subprocess.run(_as_server_user(command), capture_output=True).returncode == 0
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def kill(self) -> None:
+        """Stop at once if running (a crash, as at the end of the run); never fails."""
+        command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+        subprocess.run(_as_server_user(command), capture_output=True, check=False)
+
+    def _pg_ctl(self, *args: str) -> None:
         _run(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(log),
-                "-w",
-                "-o",
-                f"-p {port} -c listen_addresses=127.0.0.1 -k {sockets} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                "start",
-            ],
-            log=log,
+            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args], self.log
         )
-        yield URL.create("postgresql+psycopg", "duo", None, "127.0.0.1", port, "postgres")
+
+
+@contextmanager
+def controlled_postgres_server() -> Iterator[PostgresServer]:
+    """A running server in a temporary directory, stopped and removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="duo-orm-pg-"))
+    try:
+        server = PostgresServer(root)
+        try:
+            server.init()
+            server.start()
+            yield server
+        finally:
+            server.kill()
     finally:
-        subprocess.run(
-            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-            check=False,
-        )
         shutil.rmtree(root, ignore_errors=True)
 
 

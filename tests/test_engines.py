@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from duo_orm import ConfigurationError, Database, DatabaseError, IntegrityError, Mapped
 from duo_orm import mapped_column as column
 
-from .conftest import count_rows, sqlite_write_lock
+from .conftest import count_rows, sqlite_write_lock, tables
 from .models import define_models
 
 
@@ -199,3 +199,39 @@ def test_disconnect_then_use_again_and_drop_all(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError):
         models.Customer.count()
     db.disconnect()
+
+
+# -- SQL parameters stay out of errors and logs ----------------------------------------
+
+
+PRIVATE = "Jane Private-Name"  # a parameter value; never a literal in a traced line
+
+
+def _refused_duplicate(url: str, caplog: pytest.LogCaptureFixture, **options: object) -> str:
+    """Everything a refused INSERT leaves behind: the whole exception chain and the log."""
+    import logging
+    import traceback
+
+    db = Database(url, echo=True, engine_options=dict(options) or None)
+    with tables(db, define_models) as models:
+        models.User.create(email="jane@example.com", name="Jane")
+        with (
+            caplog.at_level(logging.INFO, logger="sqlalchemy.engine"),
+            pytest.raises(IntegrityError) as info,
+        ):
+            models.User.create(email="jane@example.com", name=PRIVATE)
+    return "".join(traceback.format_exception(info.value)) + caplog.text
+
+
+def test_sql_parameters_never_reach_error_text_or_logs(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = _refused_duplicate(url, caplog)
+    assert PRIVATE not in seen  # parameters can hold personal data
+    assert "INSERT INTO users" in seen  # echo=True still shows the statements
+
+
+def test_showing_sql_parameters_is_an_engine_option(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert PRIVATE in _refused_duplicate(url, caplog, hide_parameters=False)

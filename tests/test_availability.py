@@ -1,0 +1,219 @@
+"""Connection health on a real PostgreSQL server that is restarted, stopped and black-holed.
+
+The server here is this module's own (``controlled_postgres_server``), so stopping it
+disturbs no other test. Every wait is bounded: connect timeouts are set short, and
+the server helper gives up after 60 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
+
+import anyio
+import anyio.to_thread
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from duo_orm import Database, DatabaseError, DatabaseUnavailableError
+from duo_orm.engines import DEFAULT_CONNECT_TIMEOUT
+
+from .conftest import async_tables, tables
+from .models import define_models
+from .postgres_server import DatabaseFactory, PostgresServer, controlled_postgres_server
+
+pytestmark = pytest.mark.postgres
+
+# the async side's driver (the sync side is always psycopg), with the backend's test id
+DRIVERS = pytest.mark.parametrize(
+    "driver", ["psycopg", "asyncpg"], ids=["postgresql", "postgresql-asyncpg"]
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    with controlled_postgres_server() as running:
+        yield running
+
+
+@pytest.fixture
+def fault_url(server: PostgresServer) -> Iterator[URL]:
+    """An empty database on the module's server; the server is running before and after."""
+    factory = DatabaseFactory(server.url)
+    created = factory.create()
+    factory.close()
+    yield created
+    if not server.running():
+        server.start()
+    factory = DatabaseFactory(server.url)
+    factory.drop(created)
+    factory.close()
+
+
+def database(url: URL, driver: str = "psycopg", **engine_options: object) -> Database:
+    return Database(
+        url.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False),
+        engine_options=dict(engine_options) or None,
+    )
+
+
+def fill_pool_sync(db: Database, connections: int = 5) -> None:
+    """Leave ``connections`` open connections in the sync pool (as a busy app would)."""
+    with ExitStack() as stack:
+        for _ in range(connections):
+            session = stack.enter_context(db.sync_standalone_session())
+            session.execute(text("SELECT 1"))
+
+
+async def fill_pool_async(db: Database, connections: int = 5) -> None:
+    async with AsyncExitStack() as stack:
+        for _ in range(connections):
+            session = await stack.enter_async_context(db.standalone_session())
+            await session.execute(text("SELECT 1"))
+
+
+# -- pooled connections after a restart ------------------------------------------------
+
+
+def test_pooled_connections_survive_a_restart_sync(server: PostgresServer, fault_url: URL) -> None:
+    with tables(database(fault_url), define_models) as m:
+        fill_pool_sync(m.db)
+        server.restart()
+        for i in range(10):  # every one of them, including the first, succeeds
+            m.User.create(email=f"{i}@x.io", name="after")
+        assert m.User.count() == 10
+
+
+@pytest.mark.anyio
+@DRIVERS
+async def test_pooled_connections_survive_a_restart_async(
+    server: PostgresServer, fault_url: URL, driver: str
+) -> None:
+    async with async_tables(database(fault_url, driver), define_models) as m:
+        await fill_pool_async(m.db)
+        await anyio.to_thread.run_sync(server.restart)
+        burst = [m.User.create(email=f"{i}@x.io", name="after") for i in range(10)]
+        await asyncio.wait_for(asyncio.gather(*burst), 30)
+        assert await m.User.count() == 10
+
+
+@pytest.mark.anyio
+@DRIVERS
+async def test_without_pre_ping_a_dead_connection_is_unavailable_then_recovers(
+    server: PostgresServer, fault_url: URL, driver: str
+) -> None:
+    """``pool_pre_ping=False`` is honoured; the lost connection is then a retryable
+    DatabaseUnavailableError (a 503 through the adapters), and the next call works."""
+    db = database(fault_url, driver, pool_pre_ping=False)
+    async with async_tables(db, define_models) as m:
+        await fill_pool_async(db, 1)
+        await anyio.to_thread.run_sync(server.restart)
+        with pytest.raises(DatabaseUnavailableError) as lost:
+            await m.User.count()
+        assert lost.value.retryable is True
+        assert await m.User.count() == 0
+
+
+# -- a stopped server ----------------------------------------------------------------
+
+
+def test_stopped_server_is_unavailable_then_recovers_sync(
+    server: PostgresServer, fault_url: URL
+) -> None:
+    with tables(database(fault_url), define_models) as m:
+        fill_pool_sync(m.db)
+        server.stop()
+        with pytest.raises(DatabaseUnavailableError):
+            m.User.count()
+        with pytest.raises(DatabaseUnavailableError):
+            m.User.create(email="a@x.io", name="down")
+        server.start()
+        m.User.create(email="b@x.io", name="up")  # same Database, same pool: no restart
+        assert m.User.count() == 1
+
+
+@pytest.mark.anyio
+@DRIVERS
+async def test_stopped_server_is_unavailable_then_recovers_async(
+    server: PostgresServer, fault_url: URL, driver: str
+) -> None:
+    async with async_tables(database(fault_url, driver), define_models) as m:
+        await fill_pool_async(m.db)
+        await anyio.to_thread.run_sync(server.stop)
+        with pytest.raises(DatabaseUnavailableError):
+            await m.User.count()
+        with pytest.raises(DatabaseUnavailableError):
+            async with m.db.transaction():
+                await m.User.create(email="a@x.io", name="down")
+        with pytest.raises(DatabaseUnavailableError, match="Could not connect to"):
+            await m.db.connect()
+        await anyio.to_thread.run_sync(server.start)
+        await m.User.create(email="b@x.io", name="up")
+        assert await m.User.count() == 1
+
+
+# -- a host that accepts TCP but never answers ----------------------------------------
+
+
+@contextmanager
+def black_hole() -> Iterator[int]:
+    """A port on 127.0.0.1 whose connections the kernel completes and nobody reads."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield int(listener.getsockname()[1])
+
+
+def black_hole_url(port: int) -> URL:
+    return URL.create("postgresql", "duo", None, "127.0.0.1", port, "app")
+
+
+def test_default_connect_timeout_is_at_most_ten_seconds() -> None:
+    assert 0 < DEFAULT_CONNECT_TIMEOUT <= 10
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"connect_timeout": 2},  # duo-orm's own option, for every driver
+        {"connect_args": {"connect_timeout": 2}},  # psycopg's own argument wins
+    ],
+    ids=["engine-option", "driver-connect-args"],
+)
+def test_black_hole_fails_connect_within_the_timeout_sync(options: dict[str, object]) -> None:
+    with black_hole() as port:
+        db = database(black_hole_url(port), **options)
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError, match="Could not connect to"):
+            db.connect()
+        assert time.monotonic() - started < 2 + 3
+        db.disconnect()
+
+
+@pytest.mark.anyio
+@DRIVERS
+async def test_black_hole_fails_connect_within_the_timeout_async(driver: str) -> None:
+    with black_hole() as port:
+        db = database(black_hole_url(port), driver, connect_timeout=2)
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError, match="Could not connect to"):
+            await db.connect()
+        assert time.monotonic() - started < 2 + 3
+        await db.disconnect()
+
+
+@pytest.mark.anyio
+@DRIVERS
+async def test_black_hole_fails_within_the_default_timeout(driver: str) -> None:
+    """No option at all: the default applies to the async engine of each driver."""
+    with black_hole() as port:
+        db = database(black_hole_url(port), driver)
+        started = time.monotonic()
+        with pytest.raises(DatabaseError, match="Could not connect to"):
+            await asyncio.wait_for(db.connect(), DEFAULT_CONNECT_TIMEOUT + 20)
+        assert time.monotonic() - started < DEFAULT_CONNECT_TIMEOUT + 3
+        await db.disconnect()
