@@ -132,6 +132,22 @@ def controlled_postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextmanager
+def empty_database(server: PostgresServer) -> Iterator[URL]:
+    """A new database on ``server``, dropped afterwards (restarting a server left stopped)."""
+    factory = DatabaseFactory(server.url)
+    created = factory.create()
+    factory.close()
+    try:
+        yield created
+    finally:
+        if not server.running():
+            server.start()
+        factory = DatabaseFactory(server.url)
+        factory.drop(created)
+        factory.close()
+
+
 def _run(command: list[str], log: Path | None = None) -> None:
     result = subprocess.run(_as_server_user(command), capture_output=True, text=True, check=False)
     if result.returncode != 0:

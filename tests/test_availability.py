@@ -24,7 +24,7 @@ from duo_orm.engines import DEFAULT_CONNECT_TIMEOUT
 
 from .conftest import async_tables, tables
 from .models import define_models
-from .postgres_server import DatabaseFactory, PostgresServer, controlled_postgres_server
+from .postgres_server import PostgresServer, controlled_postgres_server, empty_database
 
 pytestmark = pytest.mark.postgres
 
@@ -43,15 +43,8 @@ def server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def fault_url(server: PostgresServer) -> Iterator[URL]:
     """An empty database on the module's server; the server is running before and after."""
-    factory = DatabaseFactory(server.url)
-    created = factory.create()
-    factory.close()
-    yield created
-    if not server.running():
-        server.start()
-    factory = DatabaseFactory(server.url)
-    factory.drop(created)
-    factory.close()
+    with empty_database(server) as url:
+        yield url
 
 
 def database(url: URL, driver: str = "psycopg", **engine_options: object) -> Database:
