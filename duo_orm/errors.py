@@ -6,6 +6,7 @@ Classification uses SQLSTATE codes (PostgreSQL), extended result codes
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,10 +130,11 @@ def _is_unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database cannot be reached or dropped the connection.
 
     Decided from codes and SQLAlchemy's own disconnect detection, never from text.
-    asyncpg lets the socket's ``ConnectionError``/``TimeoutError`` escape unwrapped
-    when a connection cannot be opened, so those count too.
+    asyncpg lets the socket's errors (refused, timed out, host not found) escape
+    unwrapped when a connection cannot be opened, so those count too.
     """
-    if isinstance(error, (sa_exc.DisconnectionError, ConnectionError, TimeoutError)):
+    socket_errors = (ConnectionError, TimeoutError, socket.gaierror)
+    if isinstance(error, (sa_exc.DisconnectionError, *socket_errors)):
         return True
     if not isinstance(error, sa_exc.DBAPIError):
         return False

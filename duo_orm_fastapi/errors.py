@@ -33,6 +33,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict (duplicate value, missing reference, or a concurrent change)",
     422: "Validation error",
+    503: "Database unavailable; retry after the Retry-After header's seconds",
 }
 
 

@@ -210,3 +210,18 @@ async def test_black_hole_fails_within_the_default_timeout(driver: str) -> None:
             await asyncio.wait_for(db.connect(), DEFAULT_CONNECT_TIMEOUT + 20)
         assert time.monotonic() - started < DEFAULT_CONNECT_TIMEOUT + 3
         await db.disconnect()
+
+
+@pytest.mark.anyio
+@DRIVERS
+async def test_unknown_host_is_unavailable_not_a_raw_socket_error(driver: str) -> None:
+    """asyncpg lets ``socket.gaierror`` through; it is translated like psycopg's failure."""
+    url = URL.create("postgresql", "duo", None, "no-such-host.invalid", 5432, "app")
+    db = database(url, driver, connect_timeout=2)
+    models = define_models(db)
+    with anyio.fail_after(30):
+        with pytest.raises(DatabaseUnavailableError):
+            await models.User.count()
+        with pytest.raises(DatabaseUnavailableError, match="Could not connect to"):
+            await db.connect()
+    await db.disconnect()
