@@ -8,30 +8,30 @@ the server helper gives up after 60 s.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, ExitStack, contextmanager
 
 import anyio
 import anyio.to_thread
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from duo_orm import Database, DatabaseError, DatabaseUnavailableError
+from duo_orm import DatabaseError, DatabaseUnavailableError
 from duo_orm.engines import DEFAULT_CONNECT_TIMEOUT
 
 from .conftest import async_tables, tables
+from .faults import (
+    DRIVERS,
+    black_hole,
+    black_hole_url,
+    database,
+    fill_pool_async,
+    fill_pool_sync,
+)
 from .models import define_models
 from .postgres_server import PostgresServer, controlled_postgres_server, empty_database
 
 pytestmark = pytest.mark.postgres
-
-# the async side's driver (the sync side is always psycopg), with the backend's test id
-DRIVERS = pytest.mark.parametrize(
-    "driver", ["psycopg", "asyncpg"], ids=["postgresql", "postgresql-asyncpg"]
-)
 
 
 @pytest.fixture(scope="module")
@@ -45,28 +45,6 @@ def fault_url(server: PostgresServer) -> Iterator[URL]:
     """An empty database on the module's server; the server is running before and after."""
     with empty_database(server) as url:
         yield url
-
-
-def database(url: URL, driver: str = "psycopg", **engine_options: object) -> Database:
-    return Database(
-        url.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False),
-        engine_options=dict(engine_options) or None,
-    )
-
-
-def fill_pool_sync(db: Database, connections: int = 5) -> None:
-    """Leave ``connections`` open connections in the sync pool (as a busy app would)."""
-    with ExitStack() as stack:
-        for _ in range(connections):
-            session = stack.enter_context(db.sync_standalone_session())
-            session.execute(text("SELECT 1"))
-
-
-async def fill_pool_async(db: Database, connections: int = 5) -> None:
-    async with AsyncExitStack() as stack:
-        for _ in range(connections):
-            session = await stack.enter_async_context(db.standalone_session())
-            await session.execute(text("SELECT 1"))
 
 
 # -- pooled connections after a restart ------------------------------------------------
@@ -150,19 +128,6 @@ async def test_stopped_server_is_unavailable_then_recovers_async(
 
 
 # -- a host that accepts TCP but never answers ----------------------------------------
-
-
-@contextmanager
-def black_hole() -> Iterator[int]:
-    """A port on 127.0.0.1 whose connections the kernel completes and nobody reads."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        yield int(listener.getsockname()[1])
-
-
-def black_hole_url(port: int) -> URL:
-    return URL.create("postgresql", "duo", None, "127.0.0.1", port, "app")
 
 
 def test_default_connect_timeout_is_at_most_ten_seconds() -> None:

@@ -27,22 +27,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from duo_orm import Database
 from duo_orm.web.errors import ErrorStyle
 from duo_orm_fastapi import DuoORM, unit_of_work
 from duo_orm_litestar import DuoORMPlugin
 from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan
 
+from ..faults import DRIVERS, black_hole, black_hole_url, database, fill_pool_async
 from ..postgres_server import PostgresServer, controlled_postgres_server, empty_database
-from ..test_availability import black_hole, fill_pool_async
 from .conftest import FRAMEWORKS, factory
 from .scenario import Handlers, Shop, define_shop, lifespan_running, startup_failure
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
-DRIVERS = pytest.mark.parametrize(
-    "driver", ["psycopg", "asyncpg"], ids=["postgresql", "postgresql-asyncpg"]
-)
 STYLES: list[ErrorStyle] = ["native", "problem"]
 
 
@@ -56,11 +52,6 @@ def server() -> Iterator[PostgresServer]:
 def fault_url(server: PostgresServer) -> Iterator[URL]:
     with empty_database(server) as url:
         yield url
-
-
-def database(url: URL, driver: str, **engine_options: object) -> Database:
-    rendered = url.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
-    return Database(rendered, engine_options=dict(engine_options) or None)
 
 
 @asynccontextmanager
@@ -265,8 +256,7 @@ async def test_startup_against_a_black_hole_fails_within_the_connect_timeout(
     framework: str, driver: str
 ) -> None:
     with black_hole() as port:
-        url = URL.create("postgresql", "duo", None, "127.0.0.1", port, "app")
-        db = database(url, driver, connect_timeout=2)
+        db = database(black_hole_url(port), driver, connect_timeout=2)
         app = factory(framework)(define_shop(db), "async")
         started = time.monotonic()
         with anyio.fail_after(30):
