@@ -17,9 +17,10 @@ import anyio
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
+from ._pending import CallRegistry, pending
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
-from .frame import Frame
+from .frame import DeferredFrame, Frame
 
 if TYPE_CHECKING:
     from .database import Database
@@ -58,8 +59,16 @@ def run(db: Database, op: Operation[T]) -> Any:
         if event_loop_running():  # a hook touching another database, inside run_sync
             return await_only(run_async(db, op))
     if event_loop_running():
-        return run_async(db, op)
+        return pending(run_async(db, op), _unit_calls(db))
     return run_sync(db, op)
+
+
+def _unit_calls(db: Database) -> CallRegistry | None:
+    """Where a request's unit of work keeps the calls it is still waiting for."""
+    ambient = db._ambient.get()
+    if isinstance(ambient, DeferredFrame) and not ambient.closed:
+        return ambient.calls()
+    return None
 
 
 def _bound(db: Database, op: Operation[T]) -> Operation[T]:
