@@ -26,7 +26,7 @@ class ItemIn(BaseModel):
 
 def make_app(shop: Shop, handlers: Handlers) -> FastAPI:
     app = FastAPI()
-    router = APIRouter(dependencies=[Depends(unit_of_work)])
+    router = APIRouter()  # no dependency: DuoORM puts every request in a unit of work
     (_async_routes if handlers == "async" else _sync_routes)(router, shop)
 
     @app.get("/nodb")
