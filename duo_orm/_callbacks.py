@@ -6,7 +6,8 @@ mark if it rolls back; the outermost block runs them once its COMMIT has
 succeeded (after the block's session is closed, so ORM calls they make run in
 statement mode) and drops them on a rollback or a failed COMMIT. Outside a
 transaction (statement mode) everything is already committed, so a callback
-runs at once.
+runs at once, unless a model hook registers it while its own one-call session
+is still writing: it then waits for that session's COMMIT.
 
 A callback runs the way the code that registered it runs: on the event loop
 when registered there, in a worker thread when registered from one (a ``def``
@@ -32,11 +33,15 @@ import anyio.to_thread
 from .exceptions import UnsupportedOperationError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from .database import Database
 
-__all__ = ["Callback", "register", "run_after_async_commit", "run_after_sync_commit"]
+__all__ = ["PENDING", "Callback", "register", "run_after_async_commit", "run_after_sync_commit"]
 
 logger = logging.getLogger("duo_orm.transaction")
+
+PENDING = "duo_orm.on_commit"  # Session.info key: callbacks of a one-call (statement) session
 
 # Tasks started for async callbacks that nobody awaits (statement mode in async
 # code): the loop keeps only weak references to tasks, so they are kept here.
@@ -52,8 +57,11 @@ class Callback:
     loop: asyncio.AbstractEventLoop | None
 
 
-def register(db: Database, fn: Callable[[], object]) -> None:
-    """Queue ``fn`` on the ambient transaction of ``db``, or run it now if there is none."""
+def register(db: Database, fn: Callable[[], object], statement: Session | None = None) -> None:
+    """Queue ``fn`` on the ambient transaction of ``db``, or run it now if there is none.
+
+    ``statement`` is the one-call session a model hook is running in, if any.
+    """
     if inspect.isawaitable(fn):
         if inspect.iscoroutine(fn):
             fn.close()  # it will never run: do not add a "never awaited" warning
@@ -79,10 +87,12 @@ def register(db: Database, fn: Callable[[], object]) -> None:
                     "from async code (or a worker thread of an async app)."
                 )
     callback = Callback(fn, from_worker=running is None, loop=loop)
-    if frame is None:  # statement mode: every call has already committed
-        run_after_sync_commit([callback])
-    else:
+    if frame is not None:
         frame.callbacks.append(callback)
+    elif statement is not None:  # a hook of a statement-mode call: after its COMMIT
+        statement.info.setdefault(PENDING, []).append(callback)
+    else:  # statement mode: every call has already committed
+        run_after_sync_commit([callback])
 
 
 def run_after_sync_commit(callbacks: Sequence[Callback]) -> None:

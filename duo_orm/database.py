@@ -87,7 +87,7 @@ class Database:
                 db.on_commit(partial(send_welcome, user.id))
             # sent here, and only if the user row is really there
         """
-        _callbacks.register(self, fn)
+        _callbacks.register(self, fn, dispatch.statement_session(self))
 
     @property
     def in_transaction(self) -> bool:

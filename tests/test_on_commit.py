@@ -5,15 +5,25 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 from sqlalchemy import text
 
-from duo_orm import IntegrityError, UnsupportedOperationError
+from duo_orm import (
+    Database,
+    IntegrityError,
+    Mapped,
+    String,
+    UnsupportedOperationError,
+    mapped_column,
+)
 
-from .conftest import count_rows, user_emails
+from .conftest import async_tables, count_rows, tables, user_emails
 from .models import Models
 
 
@@ -322,3 +332,64 @@ async def test_sync_transaction_in_a_worker_thread_runs_async_callbacks_on_the_l
         assert ran[-1] == ("async", 1)
 
     await anyio.to_thread.run_sync(in_worker)
+
+
+# -- model hooks -----------------------------------------------------------------
+
+
+@dataclass
+class Signups:
+    db: Database
+    Signup: Any
+    seen: list[tuple[str, int]]  # (email, rows committed when the callback ran)
+
+
+def define_signups(db: Database) -> Signups:
+    seen: list[tuple[str, int]] = []
+
+    class Signup(db.Model):
+        __tablename__ = "signups"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str] = mapped_column(String(255), unique=True)
+
+        def validate(self) -> None:  # a hook registering work for after the write
+            email = self.email
+            db.on_commit(lambda: seen.append((email, count_rows(models, "signups"))))
+
+    models = Signups(db, Signup, seen)
+    return models
+
+
+@pytest.fixture
+def signups(url: str) -> Iterator[Signups]:
+    with tables(Database(url), define_signups) as models:
+        yield models
+
+
+@pytest.fixture
+async def asignups(url: str) -> AsyncIterator[Signups]:
+    async with async_tables(Database(url), define_signups) as models:
+        yield models
+
+
+def test_a_hook_in_statement_mode_waits_for_its_statements_commit_sync(signups: Signups) -> None:
+    signups.Signup.create(email="a@x.io")
+    assert signups.seen == [("a@x.io", 1)]  # ran after the INSERT committed
+    with pytest.raises(IntegrityError):
+        signups.Signup.create(email="a@x.io")  # the write fails: its callback is dropped
+    assert signups.seen == [("a@x.io", 1)]
+    with signups.db.transaction():
+        signups.Signup.create(email="b@x.io")
+        assert signups.seen == [("a@x.io", 1)]  # in a block: after the block's COMMIT
+    assert signups.seen == [("a@x.io", 1), ("b@x.io", 2)]
+
+
+@pytest.mark.anyio
+async def test_a_hook_in_statement_mode_waits_for_its_statements_commit_async(
+    asignups: Signups,
+) -> None:
+    await asignups.Signup.create(email="a@x.io")
+    assert asignups.seen == [("a@x.io", 1)]
+    with pytest.raises(IntegrityError):
+        await asignups.Signup.create(email="a@x.io")
+    assert asignups.seen == [("a@x.io", 1)]
