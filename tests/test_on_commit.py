@@ -275,6 +275,30 @@ async def test_failing_callbacks_are_logged_and_the_others_run_async(
     assert all(r.exc_info is not None and isinstance(r.exc_info[1], Boom) for r in records)
 
 
+@pytest.mark.anyio
+async def test_cancelled_after_the_commit_the_callbacks_still_run(am: Models) -> None:
+    ran: list[str] = []
+    started = anyio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await anyio.sleep(0.2)  # the cancellation arrives here
+        ran.append("slow")
+
+    async def work() -> None:
+        async with am.db.transaction():
+            await am.User.create(user(1))
+            am.db.on_commit(slow)
+            am.db.on_commit(lambda: ran.append("next"))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(work)
+            await started.wait()
+            tg.cancel_scope.cancel()
+    assert ran == ["slow", "next"] and count_rows(am, "users") == 1
+
+
 # -- worker threads ------------------------------------------------------------
 
 
