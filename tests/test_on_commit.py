@@ -417,3 +417,7 @@ async def test_a_hook_in_statement_mode_waits_for_its_statements_commit_async(
     with pytest.raises(IntegrityError):
         await asignups.Signup.create(email="a@x.io")
     assert asignups.seen == [("a@x.io", 1)]
+    async with asignups.db.transaction():
+        await asignups.Signup.create(email="b@x.io")
+        assert asignups.seen == [("a@x.io", 1)]  # in a block: after the block's COMMIT
+    assert asignups.seen == [("a@x.io", 1), ("b@x.io", 2)]
