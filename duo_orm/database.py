@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 
-from . import dispatch
+from . import _callbacks, dispatch
 from .engines import Engines
 from .errors import translate, translated_errors
 from .exceptions import ConfigurationError, DatabaseError, UnsupportedOperationError
@@ -66,6 +66,28 @@ class Database:
     def transaction(self) -> TransactionBlock:
         """One session for the block (``with`` or ``async with``); nested blocks are SAVEPOINTs."""
         return TransactionBlock(self)
+
+    def on_commit(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` once the enclosing unit of work has really committed.
+
+        The enclosing unit is the outermost ``db.transaction()`` block or the
+        request transaction; a callback registered inside a SAVEPOINT is dropped
+        if that savepoint rolls back, and every callback is dropped on a
+        rollback or a failed COMMIT. Outside a transaction (statement mode)
+        everything has already committed, so ``fn`` runs at once. ``fn`` takes no
+        arguments (bind them with ``functools.partial`` or a lambda) and may be
+        async. Registering is a plain call in sync and async code alike: it
+        returns nothing to await, so it cannot be forgotten. A callback that
+        raises is logged on ``duo_orm.transaction``; the others still run.
+
+        E.g.::
+
+            async with db.transaction():
+                user = await User.create(email=email)
+                db.on_commit(partial(send_welcome, user.id))
+            # sent here, and only if the user row is really there
+        """
+        _callbacks.register(self, fn, dispatch.statement_session(self))
 
     @property
     def in_transaction(self) -> bool:

@@ -17,6 +17,7 @@ import anyio
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
+from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
 from ._pending import CallRegistry, pending
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
@@ -40,6 +41,14 @@ _STATEMENT = "duo_orm.statement"  # Session.info key: this session lives for one
 
 def is_statement_session(session: Session) -> bool:
     return bool(session.info.get(_STATEMENT))
+
+
+def statement_session(db: Database) -> Session | None:
+    """The one-call session of ``db`` that a model hook is running in right now, if any."""
+    current = _running_on.get()
+    if current is not None and current[0] is db and is_statement_session(current[1]):
+        return current[1]
+    return None
 
 
 def event_loop_running() -> bool:
@@ -90,9 +99,13 @@ def run_sync(db: Database, op: Operation[T]) -> T:
         with translated_errors():
             try:
                 with session.begin():
-                    return _bound(db, op)(session)
+                    result = _bound(db, op)(session)
             finally:
                 session.close()
+        pending = session.info.get(PENDING)  # db.on_commit() from a hook of this call
+        if pending:
+            run_after_sync_commit(pending)
+        return result
     if frame.is_async:
         # A worker thread inside an async transaction: run on the transaction's loop.
         return frame.call_in_loop(lambda: _run_in_async_frame(db, frame, op))
@@ -109,10 +122,14 @@ async def run_async(db: Database, op: Operation[T]) -> T:
         with translated_errors():
             try:
                 async with session.begin():
-                    return await session.run_sync(_bound(db, op))
+                    result = await session.run_sync(_bound(db, op))
             finally:
                 with anyio.CancelScope(shield=True):
                     await session.close()
+        pending = session.sync_session.info.get(PENDING)  # db.on_commit() from a hook
+        if pending:
+            await run_after_async_commit(pending)
+        return result
     if not frame.is_async:
         raise UnsupportedOperationError(
             "A sync db.transaction() is active here, and async calls cannot join it. "

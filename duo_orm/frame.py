@@ -12,13 +12,16 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from ._pending import CallRegistry
 from .exceptions import UnsupportedOperationError
+
+if TYPE_CHECKING:
+    from ._callbacks import Callback
 
 T = TypeVar("T")
 
@@ -29,6 +32,8 @@ class Frame:
         self.loop = loop
         self.active = True
         self._in_use = threading.Lock()
+        # db.on_commit() callbacks, run after the outermost COMMIT (see _callbacks.py)
+        self.callbacks: list[Callback] = []
 
     @property
     def is_async(self) -> bool:
