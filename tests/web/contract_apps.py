@@ -6,6 +6,7 @@ Routes, the same in every framework and handler flavour:
 - ``POST /plain/then-http-error``: writes, then answers 400
 - ``POST /plain/unawaited``: an ORM call without ``await`` (correct in a ``def`` handler)
 - ``POST /plain/stream-orphan``: a write refused at COMMIT, then a streaming body that queries
+  and a background task
 - ``POST /optout/then-http-error``: ``@statement_mode``, writes, then answers 400
 - ``POST /health/then-http-error``: under ``exclude_paths``, writes, then answers 400
 - ``POST /reports/create``: under ``read_only_paths``, writes, answers 200
@@ -21,11 +22,13 @@ from fastapi import FastAPI
 from fastapi import HTTPException as FastAPIHTTPException
 from fastapi.responses import StreamingResponse
 from litestar import Litestar, post
+from litestar.background_tasks import BackgroundTask as LitestarTask
 from litestar.exceptions import HTTPException as LitestarHTTPException
 from litestar.params import JSONBody
 from litestar.response import Stream
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask as StarletteTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -53,6 +56,14 @@ class Name(BaseModel):
 def make_app(framework: str, shop: Shop, handlers: Handlers) -> Any:
     maker = {"fastapi": _fastapi, "starlette": _starlette, "litestar": _litestar}[framework]
     return maker(shop, handlers)
+
+
+def _background(shop: Shop) -> StarletteTask:
+    return StarletteTask(shop.background.append, ("background task ran", False))
+
+
+def _litestar_background(shop: Shop) -> LitestarTask:
+    return LitestarTask(shop.background.append, ("background task ran", False))
 
 
 def _body_ran(shop: Shop, count: int) -> bytes:
@@ -85,7 +96,7 @@ def _fastapi(shop: Shop, handlers: Handlers) -> Any:
             async def body() -> AsyncIterator[bytes]:
                 yield _body_ran(shop, await Item.count())
 
-            return StreamingResponse(body())
+            return StreamingResponse(body(), background=_background(shop))
 
         @app.post("/optout/then-http-error")
         @statement_mode
@@ -123,7 +134,7 @@ def _fastapi(shop: Shop, handlers: Handlers) -> Any:
             def body() -> Iterator[bytes]:
                 yield _body_ran(shop, Item.count())
 
-            return StreamingResponse(body())
+            return StreamingResponse(body(), background=_background(shop))
 
         @app.post("/optout/then-http-error")
         @statement_mode
@@ -170,7 +181,7 @@ def _starlette(shop: Shop, handlers: Handlers) -> Any:
             async def body() -> AsyncIterator[bytes]:
                 yield _body_ran(shop, await Item.count())
 
-            return StreamingResponse(body())
+            return StreamingResponse(body(), background=_background(shop))
 
         @starlette_statement_mode
         async def opted_out(request: Request) -> Response:
@@ -210,7 +221,7 @@ def _starlette(shop: Shop, handlers: Handlers) -> Any:
             def body() -> Iterator[bytes]:
                 yield _body_ran(shop, Item.count())
 
-            return StreamingResponse(body())
+            return StreamingResponse(body(), background=_background(shop))
 
         @starlette_statement_mode
         def opted_out_sync(request: Request) -> Response:
@@ -265,7 +276,7 @@ def _litestar(shop: Shop, handlers: Handlers) -> Any:
             async def body() -> AsyncIterator[bytes]:
                 yield _body_ran(shop, await Item.count())
 
-            return Stream(body())
+            return Stream(body(), background=_litestar_background(shop))
 
         @post("/optout/then-http-error", opt={"statement_mode": True})
         async def opted_out(data: JSONBody[Name]) -> None:
@@ -303,7 +314,7 @@ def _litestar(shop: Shop, handlers: Handlers) -> Any:
             def body() -> Iterator[bytes]:
                 yield _body_ran(shop, Item.count())
 
-            return Stream(body())
+            return Stream(body(), background=_litestar_background(shop))
 
         @post("/optout/then-http-error", opt={"statement_mode": True}, sync_to_thread=True)
         def opted_out_sync(data: JSONBody[Name]) -> None:

@@ -101,12 +101,14 @@ async def test_a_forgotten_await_fails_the_request_and_names_the_call_site(
     assert client.checked_out() == 0
 
 
-async def test_a_failed_commit_stops_the_streaming_body_it_replaced(client: Client) -> None:
+async def test_a_failed_commit_stops_the_streaming_body_and_task_it_replaced(
+    client: Client,
+) -> None:
     response = await client.http.post("/plain/stream-orphan", json={"name": "orphan"})
     assert response.status_code == 409
     assert "count=" not in response.text
     assert client.names() == []
-    assert client.shop.background == []  # the original body never ran its query
+    assert client.shop.background == []  # neither the body's query nor the task ran
     assert client.checked_out() == 0
 
 
