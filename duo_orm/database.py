@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 
 from . import _callbacks, dispatch
+from ._pending import pending
 from .engines import Engines
 from .errors import translate, translated_errors
 from .exceptions import ConfigurationError, DatabaseError, UnsupportedOperationError
@@ -115,7 +116,7 @@ class Database:
     def connect(self) -> Any:
         """Build the engine and check that the database answers (fails fast on bad config)."""
         if dispatch.event_loop_running():
-            return self._connect_async()
+            return pending(self._connect_async(), None)
         self._check(lambda: self._ping_sync())
         return None
 
@@ -155,7 +156,7 @@ class Database:
     def disconnect(self) -> Any:
         """Dispose every engine and pool (a shared in-memory SQLite database is dropped)."""
         if dispatch.event_loop_running():
-            return self._engines.dispose_async()
+            return pending(self._engines.dispose_async(), None)
         self._engines.dispose_sync()
         return None
 
@@ -176,7 +177,7 @@ class Database:
                     async with self._engines.async_engine().begin() as connection:
                         await connection.run_sync(ddl)
 
-            return run_async()
+            return pending(run_async(), None)
         with translated_errors(), self._engines.sync_engine().begin() as connection:
             ddl(connection)
         return None

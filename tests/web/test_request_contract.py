@@ -10,7 +10,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -148,22 +147,3 @@ def test_the_event_loop_shuts_down_promptly_after_a_replaced_streaming_response(
     runner.join(timeout=120)
     assert not runner.is_alive(), "an event loop did not shut down"
     assert failures == []
-
-
-def test_forgotten_await_outside_a_request_is_logged_with_its_call_site(
-    caplog: pytest.LogCaptureFixture, tmp_path: Any
-) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'outside.db'}")
-    shop = define_shop(db)
-    db.create_all()
-
-    async def script() -> None:
-        shop.Item.create(name="never")  # the forgotten await
-        await asyncio.sleep(0)
-
-    with caplog.at_level(logging.ERROR, logger="duo_orm"):
-        asyncio.run(script())
-    [record] = [r for r in caplog.records if "never awaited" in r.getMessage()]
-    assert "test_request_contract.py:" in record.getMessage()
-    assert shop.Item.count() == 0
-    db.disconnect()
