@@ -77,7 +77,12 @@ class RequestState:
 
     def needs_settling(self) -> bool:
         """Whether response start has work to do: a unit to settle or a call never awaited."""
-        return bool(self.units) or any(d.has_waiting_calls() for d in self.deferred.values())
+        if self.units:
+            return True
+        for deferred in self.deferred.values():  # noqa: SIM110 - no generator per request
+            if deferred.has_waiting_calls():
+                return True
+        return False
 
     def opted_out(self) -> bool:
         """Whether the matched route asked to run without the request transaction."""
