@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 
-from . import dispatch
+from . import _callbacks, dispatch
+from ._pending import pending
 from .engines import Engines
 from .errors import translate, translated_errors
 from .exceptions import (
@@ -72,6 +73,28 @@ class Database:
         """One session for the block (``with`` or ``async with``); nested blocks are SAVEPOINTs."""
         return TransactionBlock(self)
 
+    def on_commit(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` once the enclosing unit of work has really committed.
+
+        The enclosing unit is the outermost ``db.transaction()`` block or the
+        request transaction; a callback registered inside a SAVEPOINT is dropped
+        if that savepoint rolls back, and every callback is dropped on a
+        rollback or a failed COMMIT. Outside a transaction (statement mode)
+        everything has already committed, so ``fn`` runs at once. ``fn`` takes no
+        arguments (bind them with ``functools.partial`` or a lambda) and may be
+        async. Registering is a plain call in sync and async code alike: it
+        returns nothing to await, so it cannot be forgotten. A callback that
+        raises is logged on ``duo_orm.transaction``; the others still run.
+
+        E.g.::
+
+            async with db.transaction():
+                user = await User.create(email=email)
+                db.on_commit(partial(send_welcome, user.id))
+            # sent here, and only if the user row is really there
+        """
+        _callbacks.register(self, fn, dispatch.statement_session(self))
+
     @property
     def in_transaction(self) -> bool:
         """Whether ORM calls made here run inside a ``db.transaction()`` block."""
@@ -98,7 +121,7 @@ class Database:
     def connect(self) -> Any:
         """Build the engine and check that the database answers (fails fast on bad config)."""
         if dispatch.event_loop_running():
-            return self._connect_async()
+            return pending(self._connect_async(), None)
         self._check(lambda: self._ping_sync())
         return None
 
@@ -141,7 +164,7 @@ class Database:
     def disconnect(self) -> Any:
         """Dispose every engine and pool (a shared in-memory SQLite database is dropped)."""
         if dispatch.event_loop_running():
-            return self._engines.dispose_async()
+            return pending(self._engines.dispose_async(), None)
         self._engines.dispose_sync()
         return None
 
@@ -162,7 +185,7 @@ class Database:
                     async with self._engines.async_engine().begin() as connection:
                         await connection.run_sync(ddl)
 
-            return run_async()
+            return pending(run_async(), None)
         with translated_errors(), self._engines.sync_engine().begin() as connection:
             ddl(connection)
         return None

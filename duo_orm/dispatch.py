@@ -17,9 +17,11 @@ import anyio
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
+from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
+from ._pending import CallRegistry, pending
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
-from .frame import Frame
+from .frame import DeferredFrame, Frame
 
 if TYPE_CHECKING:
     from .database import Database
@@ -41,6 +43,14 @@ def is_statement_session(session: Session) -> bool:
     return bool(session.info.get(_STATEMENT))
 
 
+def statement_session(db: Database) -> Session | None:
+    """The one-call session of ``db`` that a model hook is running in right now, if any."""
+    current = _running_on.get()
+    if current is not None and current[0] is db and is_statement_session(current[1]):
+        return current[1]
+    return None
+
+
 def event_loop_running() -> bool:
     try:
         asyncio.get_running_loop()
@@ -58,8 +68,16 @@ def run(db: Database, op: Operation[T]) -> Any:
         if event_loop_running():  # a hook touching another database, inside run_sync
             return await_only(run_async(db, op))
     if event_loop_running():
-        return run_async(db, op)
+        return pending(run_async(db, op), _unit_calls(db))
     return run_sync(db, op)
+
+
+def _unit_calls(db: Database) -> CallRegistry | None:
+    """Where a request's unit of work keeps the calls it is still waiting for."""
+    ambient = db._ambient.get()
+    if isinstance(ambient, DeferredFrame) and not ambient.closed:
+        return ambient.calls()
+    return None
 
 
 def _bound(db: Database, op: Operation[T]) -> Operation[T]:
@@ -81,9 +99,13 @@ def run_sync(db: Database, op: Operation[T]) -> T:
         with translated_errors():
             try:
                 with session.begin():
-                    return _bound(db, op)(session)
+                    result = _bound(db, op)(session)
             finally:
                 session.close()
+        pending = session.info.get(PENDING)  # db.on_commit() from a hook of this call
+        if pending:
+            run_after_sync_commit(pending)
+        return result
     if frame.is_async:
         # A worker thread inside an async transaction: run on the transaction's loop.
         return frame.call_in_loop(lambda: _run_in_async_frame(db, frame, op))
@@ -100,10 +122,14 @@ async def run_async(db: Database, op: Operation[T]) -> T:
         with translated_errors():
             try:
                 async with session.begin():
-                    return await session.run_sync(_bound(db, op))
+                    result = await session.run_sync(_bound(db, op))
             finally:
                 with anyio.CancelScope(shield=True):
                     await session.close()
+        pending = session.sync_session.info.get(PENDING)  # db.on_commit() from a hook
+        if pending:
+            await run_after_async_commit(pending)
+        return result
     if not frame.is_async:
         raise UnsupportedOperationError(
             "A sync db.transaction() is active here, and async calls cannot join it. "

@@ -12,12 +12,16 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from ._pending import CallRegistry
 from .exceptions import UnsupportedOperationError
+
+if TYPE_CHECKING:
+    from ._callbacks import Callback
 
 T = TypeVar("T")
 
@@ -28,6 +32,8 @@ class Frame:
         self.loop = loop
         self.active = True
         self._in_use = threading.Lock()
+        # db.on_commit() callbacks, run after the outermost COMMIT (see _callbacks.py)
+        self.callbacks: list[Callback] = []
 
     @property
     def is_async(self) -> bool:
@@ -75,13 +81,27 @@ class DeferredFrame:
     all share this object) opens the real frame.
     """
 
-    __slots__ = ("_lock", "_open_frame", "closed", "frame")
+    __slots__ = ("_calls", "_lock", "_open_frame", "closed", "frame")
 
-    def __init__(self, open_frame: Callable[[], Frame]) -> None:
-        self._open_frame: Callable[[], Frame] | None = open_frame
+    def __init__(self, open_frame: Callable[[], Frame | None]) -> None:
+        self._open_frame: Callable[[], Frame | None] | None = open_frame
         self._lock = threading.Lock()
         self.frame: Frame | None = None
         self.closed = False
+        self._calls: CallRegistry | None = None
+
+    def calls(self) -> CallRegistry:
+        """The async calls made in this unit of work and not awaited yet."""
+        if self._calls is None:
+            self._calls = CallRegistry()
+        return self._calls
+
+    def has_waiting_calls(self) -> bool:
+        return self._calls is not None and bool(self._calls)
+
+    def forgotten_calls(self) -> list[str]:
+        """Where each call that was never awaited was made (and drop them)."""
+        return [] if self._calls is None else self._calls.forgotten()
 
     def close(self) -> None:
         with self._lock:
@@ -91,8 +111,13 @@ class DeferredFrame:
             self._open_frame = None
 
     def resolve(self) -> Frame | None:
+        """The real frame, opened now if needed; ``None`` if the opener declines
+        (a route that opted out of the request transaction runs in statement mode)."""
         if self.frame is None and not self.closed:
             with self._lock:
                 if self.frame is None and self._open_frame is not None:
                     self.frame = self._open_frame()
+                    if self.frame is None:
+                        self.closed = True
+                        self._open_frame = None
         return self.frame

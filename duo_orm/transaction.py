@@ -3,6 +3,9 @@
 The outermost block owns a new session (no connection is taken until the first
 statement), commits on normal exit and rolls back on any exception. A block
 inside another one is a SAVEPOINT on the outer session.
+
+``db.on_commit()`` callbacks run after the outermost block's COMMIT succeeded;
+a SAVEPOINT that rolls back drops the ones registered inside it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import Session, SessionTransaction
 
+from ._callbacks import run_after_async_commit, run_after_sync_commit
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
@@ -31,6 +35,7 @@ class TransactionBlock:
         self._token: Token[Frame | DeferredFrame | None] | None = None
         self._outer: Frame | None = None  # the frame a nested block savepoints on
         self._savepoint: SessionTransaction | AsyncSessionTransaction | None = None
+        self._mark = 0  # how many on_commit callbacks the outer frame had at the savepoint
         self._entered = False
 
     @classmethod
@@ -56,6 +61,7 @@ class TransactionBlock:
             self._open(Frame(session, loop=None))
             return session
         self._outer = outer
+        self._mark = len(outer.callbacks)
         if isinstance(outer.session, AsyncSession):
             # A worker thread of an async transaction: savepoint on the owner's loop.
             async_session = outer.session
@@ -73,23 +79,35 @@ class TransactionBlock:
     ) -> None:
         outer, savepoint = self._outer, self._savepoint
         if outer is not None:
-            if isinstance(savepoint, AsyncSessionTransaction):
-                outer.call_in_loop(lambda: self._end_async_savepoint(outer, exc_type is None))
-            elif savepoint is not None:
-                with outer.exclusive(), translated_errors():
-                    _end_sync_savepoint(savepoint, commit=exc_type is None)
+            released = False
+            try:
+                if isinstance(savepoint, AsyncSessionTransaction):
+                    released = outer.call_in_loop(
+                        lambda: self._end_async_savepoint(outer, exc_type is None)
+                    )
+                elif savepoint is not None:
+                    with outer.exclusive(), translated_errors():
+                        released = _end_sync_savepoint(savepoint, commit=exc_type is None)
+            finally:
+                if not released:
+                    del outer.callbacks[self._mark :]
             return
         frame = self._frame
         assert frame is not None and isinstance(frame.session, Session)
+        committed = False
         try:
             with translated_errors():
                 if exc_type is None:
                     frame.session.commit()
+                    committed = True
                 else:
                     frame.session.rollback()
         finally:
             frame.session.close()
             self._close()
+            callbacks, frame.callbacks = frame.callbacks, []
+        if committed and callbacks:
+            run_after_sync_commit(callbacks)
 
     # -- async ------------------------------------------------------------
 
@@ -106,6 +124,7 @@ class TransactionBlock:
                 "cannot nest inside it."
             )
         self._outer = outer
+        self._mark = len(outer.callbacks)
         self._savepoint = await self._begin_async_savepoint(outer)
         return outer.session
 
@@ -115,15 +134,23 @@ class TransactionBlock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._outer is not None:
-            await self._end_async_savepoint(self._outer, commit=exc_type is None)
+        outer = self._outer
+        if outer is not None:
+            released = False
+            try:
+                released = await self._end_async_savepoint(outer, commit=exc_type is None)
+            finally:
+                if not released:
+                    del outer.callbacks[self._mark :]
             return
         frame = self._frame
         assert frame is not None and isinstance(frame.session, AsyncSession)
+        committed = False
         try:
             with translated_errors():
                 if exc_type is None:
                     await frame.session.commit()
+                    committed = True
                 else:
                     with anyio.CancelScope(shield=True):
                         await frame.session.rollback()
@@ -131,21 +158,27 @@ class TransactionBlock:
             with anyio.CancelScope(shield=True):
                 await frame.session.close()
             self._close()
+            callbacks, frame.callbacks = frame.callbacks, []
+        if committed and callbacks:
+            await run_after_async_commit(callbacks)
 
     async def _begin_async_savepoint(self, outer: Frame) -> AsyncSessionTransaction:
         assert isinstance(outer.session, AsyncSession)
         with outer.exclusive(), translated_errors():
             return await outer.session.begin_nested()
 
-    async def _end_async_savepoint(self, outer: Frame, commit: bool) -> None:
+    async def _end_async_savepoint(self, outer: Frame, commit: bool) -> bool:
+        """RELEASE (True) or ROLLBACK TO (False) this block's savepoint."""
         savepoint = self._savepoint
         assert isinstance(savepoint, AsyncSessionTransaction)
         with outer.exclusive(), translated_errors():
             if commit and savepoint.is_active:
                 await savepoint.commit()
-            else:  # also closes a savepoint that a failed flush already rolled back
-                with anyio.CancelScope(shield=True):
-                    await savepoint.rollback()
+                return True
+            # also closes a savepoint that a failed flush already rolled back
+            with anyio.CancelScope(shield=True):
+                await savepoint.rollback()
+            return False
 
     # -- shared -----------------------------------------------------------
 
@@ -166,8 +199,11 @@ class TransactionBlock:
             )
 
 
-def _end_sync_savepoint(savepoint: Any, commit: bool) -> None:
+def _end_sync_savepoint(savepoint: Any, commit: bool) -> bool:
+    """RELEASE (True) or ROLLBACK TO (False) a savepoint."""
     if commit and savepoint.is_active:
         savepoint.commit()
-    else:  # also closes a savepoint that a failed flush already rolled back
-        savepoint.rollback()
+        return True
+    # also closes a savepoint that a failed flush already rolled back
+    savepoint.rollback()
+    return False

@@ -2,10 +2,12 @@
 
 ```python
 app = FastAPI()
+app.include_router(router)
 DuoORM(app, db)                      # middleware, lifespan, error handlers, OpenAPI
-router = APIRouter(dependencies=[Depends(unit_of_work)])
 ```
 """
+
+from duo_orm.web.routes import statement_mode
 
 from .dependencies import unit_of_work, unit_of_work_for
 from .errors import error_responses, install_error_handlers
@@ -16,6 +18,7 @@ __all__ = [
     "duo_lifespan",
     "error_responses",
     "install_error_handlers",
+    "statement_mode",
     "unit_of_work",
     "unit_of_work_for",
 ]

@@ -9,7 +9,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm import Database
-from duo_orm.web import open_unit
+from duo_orm.web import open_unit, request_state
 
 
 async def unit_of_work(request: Request) -> AsyncSession:
@@ -18,7 +18,14 @@ async def unit_of_work(request: Request) -> AsyncSession:
     It commits just before the response starts when the status is below 400,
     and rolls back otherwise. The session is returned for the rare raw statement.
     """
-    unit = await open_unit(request.scope, gated=_runs_in_thread(request))
+    return await _session(request, None)
+
+
+async def _session(request: Request, db: Database | None) -> AsyncSession:
+    in_thread = _runs_in_thread(request)
+    if in_thread:  # before the endpoint takes its thread (see transaction_gate)
+        await request_state(request.scope).hold_thread_gates()
+    unit = await open_unit(request.scope, db, gated=in_thread)
     return unit.session
 
 
@@ -32,8 +39,7 @@ def unit_of_work_for(db: Database) -> Callable[[Request], Awaitable[AsyncSession
     """``unit_of_work`` for one of several databases served by the app."""
 
     async def dependency(request: Request) -> AsyncSession:
-        unit = await open_unit(request.scope, db, gated=_runs_in_thread(request))
-        return unit.session
+        return await _session(request, db)
 
     dependency.__duo_orm_unit_of_work__ = True  # type: ignore[attr-defined]
     return dependency

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+import inspect
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
 
 from duo_orm import Database
 from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
 from duo_orm.web.errors import ErrorStyle, render
+from duo_orm.web.routes import endpoint_opted_out, gate_threaded, is_gated
+from duo_orm.web.unit_of_work import SCOPE_KEY, RequestState
 
 from .errors import error_responses, install_error_handlers
 
@@ -29,8 +33,10 @@ def duo_lifespan(*databases: Database, lifespan: Lifespan | None = None) -> Life
 class DuoORM:
     """Install the request unit of work, engine lifespan, error handlers and OpenAPI docs.
 
-    Routes opt in to the request transaction with ``Depends(unit_of_work)`` (per
-    route, per router, or ``FastAPI(dependencies=[...])`` for the whole app).
+    Every HTTP request runs in one transaction per database, opened on its first
+    ORM call, for ``async def`` and ``def`` endpoints alike; ``Depends(unit_of_work)``
+    still works and returns the session. ``exclude_paths`` (path prefixes) and the
+    ``@statement_mode`` route decorator opt out; ``read_only_paths`` always roll back.
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class DuoORM:
         *databases: Database,
         error_style: ErrorStyle = "native",
         exclude_paths: Sequence[str] = (),
+        read_only_paths: Sequence[str] = (),
         manage_lifespan: bool = True,
     ) -> None:
         if not databases:
@@ -51,10 +58,15 @@ class DuoORM:
             databases=databases,
             render_error=lambda info: render(info, error_style),
             exclude_paths=exclude_paths,
+            read_only_paths=read_only_paths,
+            route_opted_out=endpoint_opted_out,
         )
         install_error_handlers(app, error_style=error_style)
+        gate_threaded_routes(app)
         if manage_lifespan:
-            app.router.lifespan_context = compose_lifespan(databases, app.router.lifespan_context)
+            app.router.lifespan_context = _gating_routes_at_startup(
+                compose_lifespan(databases, app.router.lifespan_context)
+            )
         self._document_errors()
 
     def _document_errors(self) -> None:
@@ -82,6 +94,66 @@ class DuoORM:
             return schema
 
         app.openapi = openapi  # type: ignore[method-assign]
+
+
+def gate_threaded_routes(app: FastAPI) -> None:
+    """Hold a place at the transaction gate before a ``def`` endpoint takes a worker thread.
+
+    FastAPI runs ``def`` endpoints, and then their response validation, in its
+    thread pool: a request holding a connection needs a second thread to finish.
+    Waiting for the gate in the event loop, not in a thread, keeps one free.
+    Routes added after ``DuoORM(app, db)`` are wrapped when the app starts.
+    """
+    _gate_routes(app.router.routes)
+
+
+def _gate_routes(routes: Sequence[Any]) -> None:
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:  # FastAPI >= 0.13x keeps included routers as a branch
+            _gate_routes(included.routes)
+            continue
+        if not isinstance(route, APIRoute) or _is_async(route.endpoint):
+            continue
+        if not is_gated(route.app):  # the route as FastAPI serves it directly
+            route.app = gate_threaded(route.app)
+        if not is_gated(route.get_route_handler):  # and as an included router rebuilds it
+            route.get_route_handler = _gated_handler_factory(route.get_route_handler)  # type: ignore[method-assign]
+
+
+def _gated_handler_factory(make: Callable[[], RequestHandler]) -> Callable[[], RequestHandler]:
+    def make_gated() -> RequestHandler:
+        handler = make()
+
+        async def gated(request: Request) -> Response:
+            state = request.scope.get(SCOPE_KEY)
+            if isinstance(state, RequestState) and state.deferred and not state.opted_out():
+                await state.hold_thread_gates()
+            return await handler(request)
+
+        return gated
+
+    setattr(make_gated, "__duo_orm_gated__", True)  # noqa: B010
+    return make_gated
+
+
+RequestHandler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def _is_async(endpoint: Callable[..., Any]) -> bool:
+    call = endpoint if inspect.isroutine(endpoint) else getattr(endpoint, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
+def _gating_routes_at_startup(inner: Lifespan) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        if isinstance(app, FastAPI):
+            gate_threaded_routes(app)
+        async with inner(app) as state:
+            yield state
+
+    return lifespan
 
 
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

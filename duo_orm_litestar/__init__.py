@@ -5,6 +5,8 @@ app = Litestar(route_handlers=[UserController], plugins=[DuoORMPlugin(db)])
 ```
 """
 
+from duo_orm.web.routes import statement_mode
+
 from .plugin import DuoORMPlugin, provide_db_session
 
-__all__ = ["DuoORMPlugin", "provide_db_session"]
+__all__ = ["DuoORMPlugin", "provide_db_session", "statement_mode"]

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from duo_orm import Database, DuoOrmError
 from duo_orm.web import ErrorInfo, UnitOfWorkMiddleware, databases_connected, open_unit
 from duo_orm.web.errors import ErrorStyle, describe_handled, error_body, render
+from duo_orm.web.routes import STATEMENT_MODE
 
 
 def litestar_body(info: ErrorInfo) -> dict[str, Any]:
@@ -46,6 +47,16 @@ async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncSession:
     return unit.session
 
 
+def handler_opted_out(scope: MutableMapping[str, Any]) -> bool:
+    """``@get(..., opt={"statement_mode": True})`` or ``@statement_mode`` under ``@get``."""
+    handler = scope.get("route_handler")
+    if handler is None:
+        return False
+    if (getattr(handler, "opt", None) or {}).get("statement_mode") is True:
+        return True
+    return getattr(getattr(handler, "fn", None), STATEMENT_MODE, False) is True
+
+
 @dataclass
 class _ErrorBody:
     status_code: int
@@ -67,6 +78,8 @@ class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
       startup), ``db.disconnect()`` at shutdown, composed with the app's other lifespans;
     - every HTTP request runs in one transaction, committed just before a 2xx/3xx
       response starts, rolled back otherwise, answered with 409/500 if the commit fails;
+      ``exclude_paths`` and handlers with ``opt={"statement_mode": True}`` opt out,
+      ``read_only_paths`` always roll back;
     - ``db_session`` dependency (the request's ``AsyncSession``);
     - exception handlers: ValidationError 422, not found 404, bad query 400,
       conflicts 409, database unavailable 503 with ``Retry-After``, the rest 500
@@ -106,7 +119,7 @@ class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
                 render_error=lambda info: render(info, style, litestar_body),
                 exclude_paths=self.exclude_paths,
                 read_only_paths=self.read_only_paths,
-                every_request=True,
+                route_opted_out=handler_opted_out,
             ),
         )
         app_config.dependencies.setdefault(self.session_dependency_key, Provide(provide_db_session))

@@ -10,7 +10,9 @@ app = Starlette(
 ```
 """
 
+from duo_orm.web.routes import statement_mode
+
 from .errors import duo_exception_handlers
 from .middleware import DuoORMMiddleware, duo_lifespan
 
-__all__ = ["DuoORMMiddleware", "duo_exception_handlers", "duo_lifespan"]
+__all__ = ["DuoORMMiddleware", "duo_exception_handlers", "duo_lifespan", "statement_mode"]

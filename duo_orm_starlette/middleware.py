@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 from duo_orm import Database
 from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
 from duo_orm.web.errors import ErrorStyle, render
+from duo_orm.web.routes import endpoint_opted_out
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
@@ -22,8 +23,8 @@ class DuoORMMiddleware(UnitOfWorkMiddleware):
     2xx/3xx response starts, rolls back for anything else (or an exception, or a
     client that left), and answers 409/500 instead when the commit fails.
     Websocket and lifespan scopes pass through. ``exclude_paths`` get no request
-    transaction (their calls run in statement mode); ``read_only_paths`` always
-    roll back.
+    transaction (their calls run in statement mode), nor do endpoints decorated
+    with ``@statement_mode``; ``read_only_paths`` always roll back.
     """
 
     def __init__(
@@ -45,7 +46,7 @@ class DuoORMMiddleware(UnitOfWorkMiddleware):
             render_error=lambda info: render(info, error_style),
             exclude_paths=exclude_paths,
             read_only_paths=read_only_paths,
-            every_request=True,
+            route_opted_out=endpoint_opted_out,
         )
 
 

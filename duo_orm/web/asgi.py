@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .errors import ErrorInfo
-from .unit_of_work import SCOPE_KEY, RequestState, defer_unit
+from .unit_of_work import SCOPE_KEY, RequestState, RouteCheck, defer_unit
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -33,6 +33,16 @@ RenderedError = tuple[int, list[tuple[bytes, bytes]], bytes]
 ErrorRenderer = Callable[[ErrorInfo], RenderedError]
 
 
+class ResponseReplaced(Exception):
+    """Raised from ``send`` once the middleware has answered in the app's place.
+
+    The app's own response (a streaming body included) must not go on running
+    database work after its failed commit was reported: raising at its next
+    ``send`` stops it at a point where it is waiting, not halfway through a
+    statement. The middleware swallows it.
+    """
+
+
 class UnitOfWorkMiddleware:
     def __init__(
         self,
@@ -42,29 +52,31 @@ class UnitOfWorkMiddleware:
         render_error: ErrorRenderer,
         exclude_paths: Sequence[str] = (),
         read_only_paths: Sequence[str] = (),
-        every_request: bool = False,
+        route_opted_out: RouteCheck | None = None,
     ) -> None:
-        """``every_request`` opens the transaction for each request up front (it takes
-        no connection until the first statement); otherwise handlers opt in through
-        the adapter's dependency. ``read_only_paths`` always roll back."""
+        """Every HTTP request gets a lazy transaction per database (no connection until
+        the first statement). ``exclude_paths`` get none (their calls run in statement
+        mode unless a handler opts in explicitly), ``read_only_paths`` always roll back,
+        and ``route_opted_out(scope)`` lets an adapter decline it for a matched route."""
         self.app = app
         self.databases = tuple(databases)
         self.render_error = render_error
         self.exclude_paths = tuple(exclude_paths)
         self.read_only_paths = tuple(read_only_paths)
-        self.every_request = every_request
+        self.route_opted_out = route_opted_out
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (
-            self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths)
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         state = RequestState(self.databases)
+        path = scope.get("path", "") if self.exclude_paths or self.read_only_paths else ""
         if self.read_only_paths:
-            state.read_only = _matches(scope.get("path", ""), self.read_only_paths)
+            state.read_only = _matches(path, self.read_only_paths)
         scope[SCOPE_KEY] = state
-        if self.every_request:
+        if not (self.exclude_paths and _matches(path, self.exclude_paths)):
+            if self.route_opted_out is not None:
+                state.scope, state.route_opted_out = scope, self.route_opted_out
             for db in self.databases:
                 defer_unit(scope, db)
         request_read = False
@@ -82,8 +94,8 @@ class UnitOfWorkMiddleware:
         async def settling_send(message: Message) -> None:
             nonlocal replaced
             if replaced:
-                return  # the original response was replaced by an error
-            if message["type"] == "http.response.start" and state.units:
+                raise ResponseReplaced
+            if message["type"] == "http.response.start" and state.needs_settling():
                 if request_read and not state.client_gone:
                     await _notice_disconnect(watched_receive)
                 failure = await state.finish(int(message["status"]))
@@ -94,18 +106,34 @@ class UnitOfWorkMiddleware:
                         {"type": "http.response.start", "status": status, "headers": headers}
                     )
                     await send({"type": "http.response.body", "body": body})
-                    return
+                    raise ResponseReplaced
             await send(message)
 
         try:
             await self.app(scope, watched_receive, settling_send)
+        except Exception as exc:
+            if not (replaced and _only_replaced(exc)):
+                raise
         finally:
             # An exception, a cancellation, or no response at all: nothing commits.
-            if state.units and not state.finished:
+            if not state.finished and state.needs_settling():
                 with anyio.CancelScope(shield=True):
                     await state.finish(None)
             else:  # nothing to roll back; no await, so no unit can open meanwhile
                 state.close()
+
+
+def _only_replaced(exc: BaseException | None) -> bool:
+    """``ResponseReplaced``, possibly wrapped by task groups (exception groups) or by a
+    framework that re-raises errors after response start as its own (Litestar)."""
+    if exc is None:
+        return False
+    if isinstance(exc, ResponseReplaced):
+        return True
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(inner, tuple) and inner:
+        return all(_only_replaced(e) for e in inner)
+    return _only_replaced(exc.__cause__)
 
 
 def _matches(path: str, prefixes: Sequence[str]) -> bool:

@@ -12,8 +12,9 @@ back as an :class:`ErrorInfo` to send instead of the original response.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +26,17 @@ from .. import dispatch
 from ..exceptions import ConfigurationError
 from ..frame import DeferredFrame, Frame
 from ..transaction import TransactionBlock
-from .errors import ErrorInfo, describe_handled
+from .errors import ErrorInfo, classify, internal_error
 
 if TYPE_CHECKING:
     from ..database import Database
 
 SCOPE_KEY = "duo_orm"
+
+logger = logging.getLogger("duo_orm.web")
+
+# An adapter's answer to "did the matched route opt out of the request transaction?"
+RouteCheck = Callable[[MutableMapping[str, Any]], bool]
 
 
 class _Rollback(Exception):
@@ -55,6 +61,10 @@ class RequestState:
     read_only: bool = False
     finished: bool = False
     client_gone: bool = False
+    # the ASGI scope, for the adapter's per-route opt-out check; dropped at close()
+    scope: MutableMapping[str, Any] | None = None
+    route_opted_out: RouteCheck | None = None
+    gates: list[anyio.Semaphore] = field(default_factory=list)
 
     def database(self, db: Database | None) -> Database:
         if db is not None:
@@ -65,26 +75,81 @@ class RequestState:
             )
         return self.databases[0]
 
+    def needs_settling(self) -> bool:
+        """Whether response start has work to do: a unit to settle or a call never awaited."""
+        if self.units:
+            return True
+        for deferred in self.deferred.values():  # noqa: SIM110 - no generator per request
+            if deferred.has_waiting_calls():
+                return True
+        return False
+
+    def opted_out(self) -> bool:
+        """Whether the matched route asked to run without the request transaction."""
+        check, scope = self.route_opted_out, self.scope
+        return check is not None and scope is not None and check(scope)
+
+    async def hold_thread_gates(self) -> None:
+        """Take a place at every database's gate before a handler takes a worker thread."""
+        if self.gates or self.finished:
+            return
+        for db in self.databases:
+            gate = transaction_gate(db)
+            await gate.acquire()
+            self.gates.append(gate)
+
     def close(self) -> None:
         """End the request's transaction window: calls from now on run in statement mode."""
+        self._end_window()
+        self._release_gates()
+
+    def _end_window(self) -> None:
         self.finished = True
+        self.scope = None
         for deferred in self.deferred.values():
             deferred.close()
 
+    def _release_gates(self) -> None:
+        gates, self.gates = self.gates, []
+        for gate in gates:
+            gate.release()
+
     async def finish(self, status: int | None) -> ErrorInfo | None:
-        """Commit every open unit for a status below 400, else roll back. Runs once."""
+        """Commit every open unit for a status below 400, else roll back. Runs once.
+
+        A call that was never awaited fails the request: the handler believed it
+        wrote something that never happened, so nothing it did may commit.
+        """
         if self.finished:
             return None
-        self.close()
-        commit = status is not None and status < 400 and not (self.client_gone or self.read_only)
+        forgotten = [site for d in self.deferred.values() for site in d.forgotten_calls()]
+        self._end_window()
+        try:
+            return await self._settle(status, forgotten)
+        finally:
+            self._release_gates()  # only once every connection is back in the pool
+
+    async def _settle(self, status: int | None, forgotten: list[str]) -> ErrorInfo | None:
         failure: ErrorInfo | None = None
+        if forgotten:
+            logger.error(
+                "ORM call never awaited: %s. Nothing this request did was committed.",
+                "; ".join(forgotten),
+            )
+            failure = internal_error()
+        commit = (
+            status is not None
+            and status < 400
+            and failure is None
+            and not (self.client_gone or self.read_only)
+        )
         for unit in self.units:
             try:
                 if commit and failure is None:
                     try:
                         await unit.block.__aexit__(None, None, None)
                     except Exception as exc:  # the commit failed: the response must say so
-                        failure = describe_handled(exc)  # a 5xx is logged there
+                        failure = _commit_failure(exc)
                     continue
                 with anyio.CancelScope(shield=True):
                     await unit.block.__aexit__(_Rollback, _Rollback(), None)
@@ -92,6 +157,20 @@ class RequestState:
                 if unit.gate is not None:
                     unit.gate.release()
         return failure
+
+
+def _commit_failure(exc: Exception) -> ErrorInfo:
+    """The response a failed COMMIT gets, logged once: the client is told, so is the operator."""
+    info = classify(exc) or internal_error()
+    if info.status >= 500:
+        logger.error("The request transaction failed to commit", exc_info=exc)
+    else:
+        logger.warning(
+            "The request transaction was refused at COMMIT (%s %s)",
+            info.status,
+            type(exc).__name__,
+        )
+    return info
 
 
 def request_state(scope: MutableMapping[str, Any]) -> RequestState:
@@ -124,7 +203,7 @@ async def open_unit(
             return unit
     if state.finished:
         raise ConfigurationError("The response has started; the request transaction is over.")
-    gate = transaction_gate(database) if gated else None
+    gate = transaction_gate(database) if gated and not state.gates else None
     if gate is not None:
         await gate.acquire()
     try:
@@ -160,7 +239,9 @@ class _FrameOpener:
     def __init__(self, state: RequestState, db: Database, loop: asyncio.AbstractEventLoop):
         self.state, self.db, self.loop = state, db, loop
 
-    def __call__(self) -> Frame:
+    def __call__(self) -> Frame | None:
+        if self.state.opted_out():
+            return None  # statement mode for this route
         if dispatch.event_loop_running():
             session = self.db._new_async_session()
         else:  # first used from a worker thread (a sync handler)

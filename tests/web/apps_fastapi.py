@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm_fastapi import DuoORM, unit_of_work
 
-from .scenario import Handlers, Shop
+from .scenario import Handlers, Shop, failing_callback, record_commit, record_commit_sync
 
 RequestSession = Annotated[AsyncSession, Depends(unit_of_work)]
 
@@ -26,8 +26,9 @@ class ItemIn(BaseModel):
 
 def make_app(shop: Shop, handlers: Handlers) -> FastAPI:
     app = FastAPI()
-    router = APIRouter(dependencies=[Depends(unit_of_work)])
+    router = APIRouter()  # no dependency: DuoORM puts every request in a unit of work
     (_async_routes if handlers == "async" else _sync_routes)(router, shop)
+    _on_commit_routes(router, shop, handlers)
 
     @app.get("/nodb")
     async def no_database() -> dict[str, bool]:
@@ -197,3 +198,36 @@ def _sync_routes(router: APIRouter, shop: Shop) -> None:
         again = Item.get(item.id)
         own = again is item and inspect(item).session is session.sync_session
         return {"own_session": own and session.info["tag"] == payload.name}
+
+
+def _on_commit_routes(router: APIRouter, shop: Shop, handlers: Handlers) -> None:
+    """POST /items/on-commit?then=...: write, register db.on_commit callbacks, then end as told."""
+    Item, db = shop.Item, shop.db
+
+    def then_(then: str) -> None:
+        if then == "http-error":
+            raise HTTPException(status_code=400, detail="refused after writing")
+        if then == "crash":
+            raise RuntimeError("boom")
+
+    if handlers == "async":
+
+        @router.post("/items/on-commit", status_code=201)
+        async def on_commit(payload: ItemIn, then: str = "") -> dict[str, Any]:
+            item = await Item.create(payload)
+            if then == "failing-callback":
+                db.on_commit(failing_callback)
+            db.on_commit(record_commit(shop, payload.name))
+            then_(then)
+            return {"id": item.id}
+
+    else:
+
+        @router.post("/items/on-commit", status_code=201)
+        def on_commit_sync(payload: ItemIn, then: str = "") -> dict[str, Any]:
+            item = Item.create(payload)
+            if then == "failing-callback":
+                db.on_commit(failing_callback)
+            db.on_commit(record_commit_sync(shop, payload.name))
+            then_(then)
+            return {"id": item.id}

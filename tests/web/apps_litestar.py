@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm_litestar import DuoORMPlugin
 
-from .scenario import Handlers, Shop
+from .scenario import Handlers, Shop, failing_callback, record_commit, record_commit_sync
 
 
 class ItemIn(BaseModel):
@@ -32,6 +32,7 @@ def make_app(shop: Shop, handlers: Handlers) -> Litestar:
         return {"ok": True}
 
     routes = _async_routes(shop) if handlers == "async" else _sync_routes(shop)
+    routes += _on_commit_routes(shop, handlers)
     return Litestar(route_handlers=[no_database, *routes], plugins=[DuoORMPlugin(shop.db)])
 
 
@@ -221,3 +222,34 @@ def _sync_routes(shop: Shop) -> list[Any]:
         slow,
         tagged,
     ]
+
+
+def _on_commit_routes(shop: Shop, handlers: Handlers) -> list[Any]:
+    """POST /items/on-commit?then=...: write, register db.on_commit callbacks, then end as told."""
+    Item, db = shop.Item, shop.db
+
+    def then_(then: str) -> None:
+        if then == "http-error":
+            raise HTTPException(status_code=400, detail="refused after writing")
+        if then == "crash":
+            raise RuntimeError("boom")
+
+    @post("/items/on-commit", status_code=201)
+    async def on_commit(data: JSONBody[ItemIn], then: FromQuery[str] = "") -> dict[str, Any]:
+        item = await Item.create(data)
+        if then == "failing-callback":
+            db.on_commit(failing_callback)
+        db.on_commit(record_commit(shop, data.name))
+        then_(then)
+        return {"id": item.id}
+
+    @post("/items/on-commit", status_code=201, sync_to_thread=True)
+    def on_commit_sync(data: JSONBody[ItemIn], then: FromQuery[str] = "") -> dict[str, Any]:
+        item = Item.create(data)
+        if then == "failing-callback":
+            db.on_commit(failing_callback)
+        db.on_commit(record_commit_sync(shop, data.name))
+        then_(then)
+        return {"id": item.id}
+
+    return [on_commit if handlers == "async" else on_commit_sync]

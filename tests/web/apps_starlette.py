@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan
 
-from .scenario import Handlers, Shop
+from .scenario import Handlers, Shop, failing_callback, record_commit, record_commit_sync
 
 
 class ItemIn(BaseModel):
@@ -36,7 +36,7 @@ def make_app(shop: Shop, handlers: Handlers) -> Starlette:
         return JSONResponse({"ok": True})
 
     return Starlette(
-        routes=[Route("/nodb", no_database), *routes],
+        routes=[Route("/nodb", no_database), *routes, *_on_commit_routes(shop, handlers)],
         middleware=[Middleware(DuoORMMiddleware, db=shop.db)],
         lifespan=duo_lifespan(shop.db),
         exception_handlers=duo_exception_handlers(),
@@ -258,3 +258,37 @@ def _routes(
         Route("/items/tagged", tagged, methods=["POST"]),
         Route("/items/{item_id:int}", one_item),
     ]
+
+
+def _on_commit_routes(shop: Shop, handlers: Handlers) -> list[Route]:
+    """POST /items/on-commit?then=...: write, register db.on_commit callbacks, then end as told."""
+    Item, db = shop.Item, shop.db
+
+    def then_(then: str) -> None:
+        if then == "http-error":
+            raise HTTPException(400, "refused after writing")
+        if then == "crash":
+            raise RuntimeError("boom")
+
+    async def on_commit(request: Request) -> Response:
+        payload = ItemIn.model_validate(await request.json())
+        item = await Item.create(payload)
+        then = request.query_params.get("then", "")
+        if then == "failing-callback":
+            db.on_commit(failing_callback)
+        db.on_commit(record_commit(shop, payload.name))
+        then_(then)
+        return JSONResponse({"id": item.id}, status_code=201)
+
+    def on_commit_sync(request: Request) -> Response:
+        payload = ItemIn.model_validate(anyio.from_thread.run(request.json))
+        item = Item.create(payload)
+        then = request.query_params.get("then", "")
+        if then == "failing-callback":
+            db.on_commit(failing_callback)
+        db.on_commit(record_commit_sync(shop, payload.name))
+        then_(then)
+        return JSONResponse({"id": item.id}, status_code=201)
+
+    endpoint = on_commit if handlers == "async" else on_commit_sync
+    return [Route("/items/on-commit", endpoint, methods=["POST"])]

@@ -8,7 +8,7 @@ suite in ``test_conformance.py`` only speaks HTTP to the resulting ASGI app.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,6 +27,8 @@ class Shop:
     Item: Any
     # what background tasks saw: (name written, was a transaction ambient?)
     background: list[tuple[str, bool]] = field(default_factory=list)
+    # what db.on_commit callbacks saw: (name written, rows of that name committed)
+    committed: list[tuple[str, int]] = field(default_factory=list)
 
 
 def define_shop(db: Database) -> Shop:
@@ -93,3 +95,25 @@ async def startup_failure(app: Any) -> str:
             return ""
     except RuntimeError as exc:
         return str(exc)
+
+
+def record_commit(shop: Shop, name: str) -> Callable[[], Awaitable[None]]:
+    """An async ``db.on_commit`` callback: notes ``name`` and how many such rows are committed."""
+
+    async def record() -> None:
+        shop.committed.append((name, await shop.Item.where(shop.Item.name == name).count()))
+
+    return record
+
+
+def record_commit_sync(shop: Shop, name: str) -> Callable[[], None]:
+    """``record_commit`` for ``def`` handlers: a sync callback (it runs in a worker thread)."""
+
+    def record() -> None:
+        shop.committed.append((name, shop.Item.where(shop.Item.name == name).count()))
+
+    return record
+
+
+def failing_callback() -> None:
+    raise RuntimeError("the e-mail server is down")
