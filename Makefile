@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # which example `make demo` and `make serve` use: fastapi, starlette or litestar
 FRAMEWORK ?= fastapi
 
-.PHONY: setup demo serve test bench postgres lint types clean
+.PHONY: setup demo serve test bench fuzz postgres lint types clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 
 bench: setup postgres $(BIN)/.bench-installed  ## ORM and HTTP overhead against raw SQLAlchemy and the peer ORMs, SQLite and PostgreSQL
 	$(BIN)/python -m benchmarks.run --write docs/performance.md
+
+fuzz: setup postgres  ## schemathesis against the three example apps under uvicorn, SQLite and PostgreSQL
+	$(BIN)/python -m pip install --quiet "schemathesis>=4.0"
+	$(BIN)/python -m tests.fuzz_examples
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
