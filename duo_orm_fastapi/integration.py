@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
 
 from duo_orm import Database
 from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
@@ -51,6 +52,7 @@ class DuoORM:
             databases=databases,
             render_error=lambda info: render(info, error_style),
             exclude_paths=exclude_paths,
+            client_gone_errors=(ClientDisconnect,),
         )
         install_error_handlers(app, error_style=error_style)
         if manage_lifespan:

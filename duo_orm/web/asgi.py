@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .errors import ErrorInfo
+from .errors import ErrorInfo, log_client_gone
 from .unit_of_work import SCOPE_KEY, RequestState, defer_unit
 
 if TYPE_CHECKING:
@@ -43,11 +43,13 @@ class UnitOfWorkMiddleware:
         exclude_paths: Sequence[str] = (),
         read_only_paths: Sequence[str] = (),
         every_request: bool = False,
+        client_gone_errors: tuple[type[BaseException], ...] = (),
     ) -> None:
         """``every_request`` opens the transaction for each request up front (it takes
         no connection until the first statement); otherwise handlers opt in through
         the adapter's dependency. ``read_only_paths`` always roll back."""
         self.app = app
+        self.client_gone_errors = client_gone_errors
         self.databases = tuple(databases)
         self.render_error = render_error
         self.exclude_paths = tuple(exclude_paths)
@@ -55,11 +57,18 @@ class UnitOfWorkMiddleware:
         self.every_request = every_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (
-            self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths)
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        try:
+            if self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths):
+                await self.app(scope, receive, send)
+            else:
+                await self._in_unit_of_work(scope, receive, send)
+        except self.client_gone_errors:
+            log_client_gone(scope)  # nobody is left to answer, and nothing committed
+
+    async def _in_unit_of_work(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = RequestState(self.databases)
         if self.read_only_paths:
             state.read_only = _matches(scope.get("path", ""), self.read_only_paths)

@@ -28,7 +28,10 @@ class UserController(Controller):
 
     @get("/")
     async def list_users(self, sort: FromQuery[str] = "id") -> list[UserSchema.Read]:
-        return [u.to_schema(UserSchema.Read) for u in await User.order_by(sort).all()]
+        return [
+            u.to_schema(UserSchema.Read)
+            for u in await User.order_by(sort, allowed=UserSchema.SORTABLE).all()
+        ]
 
     @get("/{user_id:int}")
     async def get_user(self, user_id: FromPath[int]) -> UserSchema.Read:

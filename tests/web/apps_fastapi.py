@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm_fastapi import DuoORM, unit_of_work
 
-from .scenario import Handlers, Shop
+from .scenario import SORTABLE, Handlers, Shop
 
 RequestSession = Annotated[AsyncSession, Depends(unit_of_work)]
 
@@ -68,7 +68,7 @@ def _async_routes(router: APIRouter, shop: Shop) -> None:
 
     @router.get("/items")
     async def listing(sort: str = "id") -> list[str]:
-        return [i.name for i in await Item.order_by(sort).all()]
+        return [i.name for i in await Item.order_by(sort, allowed=SORTABLE).all()]
 
     @router.post("/items/nested", status_code=201)
     async def nested(payload: ItemIn) -> dict[str, Any]:
@@ -149,7 +149,7 @@ def _sync_routes(router: APIRouter, shop: Shop) -> None:
 
     @router.get("/items")
     def listing(sort: str = "id") -> list[str]:
-        return [i.name for i in Item.order_by(sort).all()]
+        return [i.name for i in Item.order_by(sort, allowed=SORTABLE).all()]
 
     @router.post("/items/nested", status_code=201)
     def nested(payload: ItemIn) -> dict[str, Any]:
