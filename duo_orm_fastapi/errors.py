@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from duo_orm import DuoOrmError
 from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, ErrorStyle, describe_handled, error_body
+from duo_orm.web.openapi import DESCRIPTIONS, RETRY_AFTER
 
 
 def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") -> None:
@@ -25,25 +26,28 @@ def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") 
     app.add_exception_handler(SQLAlchemyError, handle)
 
 
-_DESCRIPTIONS = {
-    400: "Bad query (for example an unknown sort field)",
-    404: "Not found",
-    409: "Conflict (duplicate value, missing reference, or a concurrent change)",
-    422: "Validation error",
-}
-
-
 def error_responses(*statuses: int, error_style: ErrorStyle = "native") -> dict[int | str, Any]:
-    """OpenAPI ``responses=`` entries for the errors the ORM maps (default 404, 409, 422)."""
-    chosen = statuses or (404, 409, 422)
+    """OpenAPI ``responses=`` entries for the errors the ORM maps (default 404, 409, 422).
+
+    ``DuoORM`` documents them on every operation by itself (see
+    ``duo_orm.web.openapi``); use this to word one route's entries yourself.
+    """
+    return responses_for(statuses or (404, 409, 422), error_style)
+
+
+def responses_for(statuses: tuple[int, ...], error_style: ErrorStyle) -> dict[int | str, Any]:
+    """The response objects for exactly ``statuses`` (none for an empty tuple)."""
     content_type = PROBLEM_CONTENT_TYPE if error_style == "problem" else "application/json"
     responses: dict[int | str, Any] = {}
-    for status in chosen:
+    for status in statuses:
         schema = _problem_schema() if error_style == "problem" else _detail_schema(status)
-        responses[status] = {
-            "description": _DESCRIPTIONS.get(status, "Error"),
+        response: dict[str, Any] = {
+            "description": DESCRIPTIONS.get(status, "Error"),
             "content": {content_type: {"schema": schema}},
         }
+        if status == 503:
+            response["headers"] = {"Retry-After": RETRY_AFTER}
+        responses[status] = response
     return responses
 
 
@@ -86,6 +90,8 @@ def _problem_schema() -> dict[str, Any]:
             "detail": {"type": "string"},
             "field": {"type": "string"},
             "constraint": {"type": "string"},
+            "retryable": {"type": "boolean"},
+            "errors": {"type": "array", "items": {"type": "object"}},
         },
         "required": ["type", "title", "status", "detail"],
     }

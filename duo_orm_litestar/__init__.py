@@ -5,6 +5,8 @@ app = Litestar(route_handlers=[UserController], plugins=[DuoORMPlugin(db)])
 ```
 """
 
+from duo_orm.web.openapi import documents_errors
+
 from .plugin import DuoORMPlugin, provide_db_session
 
-__all__ = ["DuoORMPlugin", "provide_db_session"]
+__all__ = ["DuoORMPlugin", "documents_errors", "provide_db_session"]
