@@ -201,6 +201,8 @@ def error_body(
     The backstop for every client error: one longer than ``MAX_CLIENT_ERROR_BYTES``
     (a 60 KB value quoted in a message, thousands of pydantic errors) is cut short.
     """
+    if _too_many_characters(info):  # clearly too long: cut without encoding it all first
+        info = _shortened(info)
     body, content_type = _shaped(info, style, native)
     if len(encode(body)) > MAX_CLIENT_ERROR_BYTES:
         body, content_type = _shaped(_shortened(info), style, native)
@@ -215,6 +217,16 @@ def _shaped(info: ErrorInfo, style: ErrorStyle, native: BodyShape) -> tuple[dict
     if style != "native":
         raise ValueError(f"error_style must be 'native' or 'problem', not {style!r}")
     return native(info), "application/json"
+
+
+def _too_many_characters(info: ErrorInfo) -> bool:
+    """More characters than the limit has bytes; stops counting as soon as it knows."""
+    total = len(info.detail) + len(info.field or "") + len(info.constraint or "")
+    for item in info.errors:
+        if total > MAX_CLIENT_ERROR_BYTES:
+            break
+        total += sum(len(str(value)) for value in item.values())
+    return total > MAX_CLIENT_ERROR_BYTES
 
 
 def _shortened(info: ErrorInfo) -> ErrorInfo:
