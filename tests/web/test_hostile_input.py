@@ -16,7 +16,7 @@ import anyio
 import pytest
 from sqlalchemy import func
 
-from duo_orm import Database, DatabaseError
+from duo_orm import Database, DatabaseError, InvalidQueryError
 from duo_orm.web.errors import (
     MAX_CLIENT_ERROR_BYTES,
     ErrorInfo,
@@ -194,3 +194,27 @@ async def test_a_500_is_logged_once_at_error_without_sql_parameters(
     assert len(errors) == 1 and errors[0].name == "duo_orm.web" and errors[0].exc_info
     assert "no_such_function" in caplog.text  # the SQL is there to debug with
     assert secret not in caplog.text  # its parameters are not
+
+
+def test_every_logger_is_in_the_duo_orm_tree() -> None:
+    """One tree to configure: records reach ``duo_orm``, and no adapter logs outside it."""
+    import duo_orm_fastapi
+    import duo_orm_litestar
+    import duo_orm_starlette
+
+    packages = (duo_orm_fastapi, duo_orm_litestar, duo_orm_starlette)
+    names = list(logging.Logger.manager.loggerDict)
+    assert all(package.__name__ not in name for name in names for package in packages)
+    tree = logging.getLogger("duo_orm")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    tree.addHandler(handler)
+    level = tree.level
+    tree.setLevel(logging.DEBUG)
+    try:
+        describe_handled(InvalidQueryError("User has no field 'x'"))
+    finally:
+        tree.removeHandler(handler)
+        tree.setLevel(level)
+    assert [(r.name, r.levelno) for r in records] == [("duo_orm.web", logging.DEBUG)]
