@@ -60,15 +60,12 @@ class UnitOfWorkMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        try:
-            if self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths):
+        if self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths):
+            try:
                 await self.app(scope, receive, send)
-            else:
-                await self._in_unit_of_work(scope, receive, send)
-        except self.client_gone_errors:
-            log_client_gone(scope)  # nobody is left to answer, and nothing committed
-
-    async def _in_unit_of_work(self, scope: Scope, receive: Receive, send: Send) -> None:
+            except self.client_gone_errors:
+                log_client_gone(scope)
+            return
         state = RequestState(self.databases)
         if self.read_only_paths:
             state.read_only = _matches(scope.get("path", ""), self.read_only_paths)
@@ -108,6 +105,8 @@ class UnitOfWorkMiddleware:
 
         try:
             await self.app(scope, watched_receive, settling_send)
+        except self.client_gone_errors:
+            log_client_gone(scope)  # nobody is left to answer; nothing commits (below)
         finally:
             # An exception, a cancellation, or no response at all: nothing commits.
             if state.units and not state.finished:

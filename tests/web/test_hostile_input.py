@@ -15,6 +15,11 @@ from typing import Any
 import anyio
 import pytest
 from sqlalchemy import func
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from duo_orm import Database, DatabaseError, InvalidQueryError
 from duo_orm.web.errors import (
@@ -25,6 +30,7 @@ from duo_orm.web.errors import (
     error_body,
 )
 from duo_orm_litestar.plugin import litestar_body
+from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, json_body
 
 from .conftest import Served
 from .scenario import define_shop
@@ -218,3 +224,24 @@ def test_every_logger_is_in_the_duo_orm_tree() -> None:
         tree.removeHandler(handler)
         tree.setLevel(level)
     assert [(r.name, r.levelno) for r in records] == [("duo_orm.web", logging.DEBUG)]
+
+
+async def test_a_client_that_hangs_up_on_an_excluded_path_is_no_error(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def create(request: Request) -> Response:
+        return JSONResponse(await json_body(request), status_code=201)
+
+    db = Database(url)
+    app = Starlette(
+        routes=[Route("/items", create, methods=["POST"])],
+        middleware=[Middleware(DuoORMMiddleware, db=db, exclude_paths=["/items"])],
+        exception_handlers=duo_exception_handlers(),
+    )
+    caplog.set_level(logging.DEBUG)
+    assert await send_half_a_body_then_hang_up(app) == []
+    assert [(r.name, r.levelno) for r in caplog.records if r.name.startswith("duo_orm")] == [
+        ("duo_orm.web", logging.INFO)
+    ]
+    assert loud_records(caplog) == []
+    await db.disconnect()
