@@ -13,7 +13,10 @@ import logging
 from typing import Any
 
 import anyio
+import httpx
 import pytest
+from fastapi import FastAPI
+from litestar import Litestar, get
 from sqlalchemy import func
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -29,11 +32,13 @@ from duo_orm.web.errors import (
     detail_body,
     error_body,
 )
+from duo_orm_fastapi import DuoORM
+from duo_orm_litestar import DuoORMPlugin
 from duo_orm_litestar.plugin import litestar_body
 from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, json_body
 
-from .conftest import Served
-from .scenario import define_shop
+from .conftest import FRAMEWORKS, Served
+from .scenario import define_shop, lifespan_running
 
 pytestmark = pytest.mark.anyio
 
@@ -245,3 +250,59 @@ async def test_a_client_that_hangs_up_on_an_excluded_path_is_no_error(
     ]
     assert loud_records(caplog) == []
     await db.disconnect()
+
+
+def failing_app(framework: str, db: Database, query: Any) -> Any:
+    """One route whose query the database refuses: an ORM error the adapter answers 500."""
+
+    async def crash() -> None:
+        await query().all()
+
+    async def crash_starlette(request: Request) -> Response:
+        await crash()
+        return Response()
+
+    if framework == "fastapi":
+        fastapi_app = FastAPI()
+        fastapi_app.get("/crash")(crash)
+        DuoORM(fastapi_app, db)
+        return fastapi_app
+    if framework == "starlette":
+        return Starlette(
+            routes=[Route("/crash", crash_starlette)],
+            middleware=[Middleware(DuoORMMiddleware, db=db)],
+            exception_handlers=duo_exception_handlers(),
+        )
+    # logging_config=None: Litestar's default would replace the root logger's handlers
+    # (pytest's capture among them) at startup; it decides nothing about what is logged
+    return Litestar(
+        route_handlers=[get("/crash")(crash)], plugins=[DuoORMPlugin(db)], logging_config=None
+    )
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_an_orm_500_through_each_adapter_is_logged_once_without_parameters(
+    framework: str, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(url)
+    Item = define_shop(db).Item
+    await db.create_all()
+    secret = "bob" + "@example.com"
+    app = failing_app(
+        framework, db, lambda: Item.where(func.no_such_function(Item.name, secret) == 1)
+    )
+    caplog.set_level(logging.DEBUG)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        lifespan_running(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        response = await client.get("/crash")
+    await db.disconnect()
+    assert response.status_code == 500
+    assert "no_such_function" not in response.text and "SELECT" not in response.text
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.levelno) for r in errors] == [("duo_orm.web", logging.ERROR)]
+    logged = logging.Formatter().format(errors[0])  # with the traceback
+    assert "no_such_function" in logged and secret not in logged
+    # (a driver's own DEBUG logging, aiosqlite's for one, may show parameters: not ours)
