@@ -31,10 +31,9 @@ async def create_user(request: Request) -> Response:
 
 
 async def list_users(request: Request) -> Response:
-    sort = request.query_params.get("sort", "id")  # unknown field -> 400
-    return JSONResponse(
-        [read(u) for u in await User.order_by(sort, allowed=UserSchema.SORTABLE).all()]
-    )
+    sort = request.query_params.get("sort", "id")
+    users = await User.order_by(sort, allowed=UserSchema.SORTABLE).all()  # others: 400
+    return JSONResponse([read(u) for u in users])
 
 
 async def get_user(request: Request) -> Response:
