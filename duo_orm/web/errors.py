@@ -118,8 +118,8 @@ def log_client_error(info: ErrorInfo, exc: BaseException | None = None) -> None:
 
 def log_client_gone(scope: MutableMapping[str, Any]) -> None:
     """A client that left mid-request is routine (a closed tab, a timeout): INFO, no traceback."""
-    path = _clip(str(scope.get("path", "")), _NAME_BYTES * 2)
-    logger.info("Client disconnected during %s %s", scope.get("method", "HTTP"), path)
+    path = _clip(str(scope.get("path", "")), _NAME_BYTES * 2)  # quoted: a path can hold "\n"
+    logger.info("Client disconnected during %s %r", scope.get("method", "HTTP"), path)
 
 
 def hide_parameters(exc: BaseException) -> None:

@@ -165,7 +165,7 @@ async def test_a_client_that_hangs_up_is_no_error(
         assert sent == []
         gone = [r for r in caplog.records if r.name == "duo_orm.web"]
         assert [(r.levelno, r.getMessage()) for r in gone] == [
-            (logging.INFO, "Client disconnected during POST /items")
+            (logging.INFO, "Client disconnected during POST '/items'")
         ]
         assert loud_records(caplog) == []
 
