@@ -5,25 +5,47 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from duo_orm import DuoOrmError
-from duo_orm.web.errors import PROBLEM_CONTENT_TYPE, ErrorStyle, describe_handled, error_body
+from duo_orm.web.errors import (
+    PROBLEM_CONTENT_TYPE,
+    ErrorInfo,
+    ErrorStyle,
+    describe_handled,
+    error_body,
+    log_client_error,
+)
 from duo_orm.web.openapi import DESCRIPTIONS, RETRY_AFTER
 
 
 def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") -> None:
-    """ValidationError 422, not found 404, bad query 400, conflicts 409, the rest 500."""
+    """ValidationError 422, not found 404, bad query 400, conflicts 409, the rest 500.
+
+    FastAPI's own request validation 422 keeps FastAPI's body, but bounded like every
+    client error: FastAPI quotes each bad ``input`` whole, so a 60 KB value would come
+    back as a 60 KB answer. A body that fits is FastAPI's, byte for byte.
+    """
 
     async def handle(request: Request, exc: Exception) -> Response:
         info = describe_handled(exc)
         body, content_type = error_body(info, error_style)
         return JSONResponse(body, status_code=info.status, media_type=content_type)
 
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        info = ErrorInfo(422, "Invalid request", errors=jsonable_encoder(exc.errors()))
+        log_client_error(info, exc)
+        body, content_type = error_body(info, "native")  # FastAPI's own shape, documented so
+        return JSONResponse(body, status_code=422, media_type=content_type)
+
     app.add_exception_handler(DuoOrmError, handle)
     app.add_exception_handler(SQLAlchemyError, handle)
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
 
 def error_responses(*statuses: int, error_style: ErrorStyle = "native") -> dict[int | str, Any]:
