@@ -156,8 +156,8 @@ class Model:
         return Query(cls).filter_by(**equals)
 
     @classmethod
-    def order_by(cls: type[M], *fields: Any) -> Query[M]:
-        return Query(cls).order_by(*fields)
+    def order_by(cls: type[M], *fields: Any, allowed: Iterable[str] | None = None) -> Query[M]:
+        return Query(cls).order_by(*fields, allowed=allowed)
 
     @classmethod
     def limit(cls: type[M], count: int) -> Query[M]:

@@ -9,7 +9,7 @@ strings resolve only to the model's mapped columns and never reach SQL text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -26,7 +26,12 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from . import bulk, dispatch, streaming
 from .columns import column_specs
-from .exceptions import InvalidQueryError, MultipleObjectsFoundError, ObjectNotFoundError
+from .exceptions import (
+    ConfigurationError,
+    InvalidQueryError,
+    MultipleObjectsFoundError,
+    ObjectNotFoundError,
+)
 from .payload import Payload
 
 if TYPE_CHECKING:
@@ -83,10 +88,18 @@ class Query(Generic[M]):
         """Keep rows whose columns equal the given values."""
         return self.where(*(self._column(name) == value for name, value in equals.items()))
 
-    def order_by(self, *fields: Any) -> Query[M]:
-        """Sort by ``"name"``, ``"-name"`` (descending), or column expressions."""
+    def order_by(self, *fields: Any, allowed: Iterable[str] | None = None) -> Query[M]:
+        """Sort by ``"name"``, ``"-name"`` (descending), or column expressions.
+
+        ``allowed`` names the only fields a string may sort by: pass it when the
+        string comes from a client (``order_by(sort, allowed=("id", "name"))``), so a
+        client can neither sort by a column the response hides nor learn its name
+        from the error, which lists ``allowed`` alone. Column expressions are the
+        code's own and are not restricted.
+        """
+        names = self._sortable(allowed)
         return dataclasses.replace(
-            self, ordering=self.ordering + tuple(self._order_term(f) for f in fields)
+            self, ordering=self.ordering + tuple(self._order_term(f, names) for f in fields)
         )
 
     def limit(self, count: int) -> Query[M]:
@@ -325,15 +338,40 @@ class Query(Generic[M]):
         specs = column_specs(self.model)
         if not isinstance(name, str) or name not in specs:
             raise InvalidQueryError(
-                f"{self.model.__name__} has no field {name!r}; fields are: {', '.join(specs)}"
+                f"{self.model.__name__} has no field {_shown(name)}; fields are: {', '.join(specs)}"
             )
         attribute: InstrumentedAttribute[Any] = getattr(self.model, name)
         return attribute
 
-    def _order_term(self, term: Any) -> ColumnElement[Any]:
+    def _sortable(self, allowed: Iterable[str] | None) -> tuple[str, ...] | None:
+        """The checked allow-list; a name that is not a field is the code's mistake."""
+        if allowed is None:
+            return None
+        if isinstance(allowed, str):
+            raise ConfigurationError(
+                f"order_by(allowed=...) takes a collection of field names, not the string "
+                f"{allowed!r}; write allowed=({allowed!r},)"
+            )
+        names = tuple(allowed)
+        specs = column_specs(self.model)
+        unknown = [name for name in names if name not in specs]
+        if unknown:
+            raise ConfigurationError(
+                f"order_by(allowed=...) names {', '.join(map(repr, unknown))}, "
+                f"not fields of {self.model.__name__}"
+            )
+        return names
+
+    def _order_term(self, term: Any, allowed: tuple[str, ...] | None) -> ColumnElement[Any]:
         if isinstance(term, str):
             descending = term.startswith("-")
-            column = self._column(term[1:] if descending else term)
+            name = term[1:] if descending else term
+            if allowed is not None and name not in allowed:
+                raise InvalidQueryError(
+                    f"{self.model.__name__} cannot be sorted by {_shown(name)}; "
+                    f"sortable fields are: {', '.join(allowed) or '(none)'}"
+                )
+            column = self._column(name)
             return column.desc() if descending else column.asc()
         if isinstance(term, (InstrumentedAttribute, UnaryExpression, ColumnElement)):
             return term  # type: ignore[return-value]
@@ -351,6 +389,13 @@ class Query(Generic[M]):
                 f"{', '.join(relationships.keys()) or '(none)'}"
             )
         return relationships[name]
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``value`` for an error message, cut short: a client's 60 KB sort string stays out."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    return repr(value)
 
 
 def _non_negative(name: str, value: int) -> int:

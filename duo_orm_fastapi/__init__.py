@@ -7,6 +7,7 @@ DuoORM(app, db)                      # middleware, lifespan, error handlers, Ope
 ```
 """
 
+from duo_orm.web.openapi import documents_errors
 from duo_orm.web.routes import statement_mode
 
 from .dependencies import unit_of_work, unit_of_work_for
@@ -15,6 +16,7 @@ from .integration import DuoORM, duo_lifespan
 
 __all__ = [
     "DuoORM",
+    "documents_errors",
     "duo_lifespan",
     "error_responses",
     "install_error_handlers",

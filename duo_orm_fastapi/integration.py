@@ -9,14 +9,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 
 from duo_orm import Database
 from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
 from duo_orm.web.errors import ErrorStyle, render
+from duo_orm.web.openapi import error_statuses
 from duo_orm.web.routes import endpoint_opted_out, gate_threaded, is_gated
 from duo_orm.web.unit_of_work import SCOPE_KEY, RequestState
 
-from .errors import error_responses, install_error_handlers
+from .errors import install_error_handlers, responses_for
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
@@ -60,6 +62,7 @@ class DuoORM:
             exclude_paths=exclude_paths,
             read_only_paths=read_only_paths,
             route_opted_out=endpoint_opted_out,
+            client_gone_errors=(ClientDisconnect,),
         )
         install_error_handlers(app, error_style=error_style)
         gate_threaded_routes(app)
@@ -70,10 +73,12 @@ class DuoORM:
         self._document_errors()
 
     def _document_errors(self) -> None:
-        """List the mapped error responses on every operation in the OpenAPI schema.
+        """List on each operation the ORM error responses it can produce.
 
-        The handlers are app-wide (statement-mode calls raise the same errors as
-        request transactions), so every operation can answer 404/409/422.
+        The statuses follow ``duo_orm.web.openapi.error_statuses`` (404 only with a
+        path parameter, 400 with query parameters or a body, 409/422 for writes,
+        503 everywhere); ``@documents_errors(...)`` on an endpoint replaces that
+        rule, and a status the route documents with ``responses=`` keeps its text.
         """
         app, style = self.app, self.error_style
         generate = app.openapi
@@ -82,13 +87,26 @@ class DuoORM:
             if app.openapi_schema is not None:
                 return app.openapi_schema
             schema = generate()
-            documented = error_responses(error_style=style)
-            for path_item in schema.get("paths", {}).values():
+            endpoints = {
+                (route.path_format, method.lower()): route.endpoint
+                for route in app.routes
+                if isinstance(route, APIRoute)
+                for method in route.methods or ()
+            }
+            for path, path_item in schema.get("paths", {}).items():
                 for method, operation in path_item.items():
                     if method not in _HTTP_METHODS:
                         continue
+                    places = {p.get("in") for p in operation.get("parameters", ())}
+                    statuses = error_statuses(
+                        method,
+                        path_parameters="path" in places,
+                        query_parameters="query" in places,
+                        request_body="requestBody" in operation,
+                        handler=endpoints.get((path, method)),
+                    )
                     responses = operation.setdefault("responses", {})
-                    for status, spec in documented.items():
+                    for status, spec in responses_for(statuses, style).items():
                         responses.setdefault(str(status), spec)
             app.openapi_schema = schema
             return schema

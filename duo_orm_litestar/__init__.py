@@ -5,8 +5,9 @@ app = Litestar(route_handlers=[UserController], plugins=[DuoORMPlugin(db)])
 ```
 """
 
+from duo_orm.web.openapi import documents_errors
 from duo_orm.web.routes import statement_mode
 
 from .plugin import DuoORMPlugin, provide_db_session
 
-__all__ = ["DuoORMPlugin", "provide_db_session", "statement_mode"]
+__all__ = ["DuoORMPlugin", "documents_errors", "provide_db_session", "statement_mode"]

@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.plugins import InitPluginProtocol, ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm import Database, DuoOrmError
 from duo_orm.web import ErrorInfo, UnitOfWorkMiddleware, databases_connected, open_unit
-from duo_orm.web.errors import ErrorStyle, describe_handled, error_body, render
+from duo_orm.web.errors import (
+    PROBLEM_CONTENT_TYPE,
+    ErrorStyle,
+    describe_handled,
+    error_body,
+    render,
+)
+from duo_orm.web.openapi import DESCRIPTIONS, RETRY_AFTER, error_statuses
 from duo_orm.web.routes import STATEMENT_MODE
 
 
@@ -64,11 +72,32 @@ class _ErrorBody:
     extra: dict[str, Any] | list[dict[str, Any]] | None = None
 
 
-_DOCUMENTED = {
-    404: "Not found",
-    409: "Conflict (duplicate value, missing reference, or a concurrent change)",
-    422: "Validation error",
-}
+@dataclass
+class _ProblemBody:
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+    constraint: str | None = None
+    retryable: bool | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class _RetryableOperation(Operation):
+    """An operation whose 503 response documents its ``Retry-After`` header
+    (Litestar's ``ResponseSpec`` has no field for response headers)."""
+
+    def __post_init__(self) -> None:
+        response = (self.responses or {}).get("503")
+        if isinstance(response, OpenAPIResponse) and not response.headers:
+            response.headers = {
+                "Retry-After": OpenAPIHeader(
+                    description=RETRY_AFTER["description"],
+                    schema=Schema(type=OpenAPIType.INTEGER),
+                )
+            }
 
 
 class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
@@ -85,7 +114,11 @@ class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
       conflicts 409, database unavailable 503 with ``Retry-After``, the rest 500
       without internals, in Litestar's error shape
       (``error_style="problem"`` for RFC 9457);
-    - 404/409/422 documented on every operation in the OpenAPI schema.
+    - in the OpenAPI schema, each operation lists the error responses it can produce
+      (``duo_orm.web.openapi.error_statuses``: 404 only with a path parameter, 400
+      with query parameters or a body, 409/422 for writes, 503 with ``Retry-After``
+      everywhere); ``@documents_errors(...)`` under the route decorator replaces the
+      rule, and a status the handler's own ``responses`` documents keeps its text.
     """
 
     def __init__(
@@ -135,16 +168,33 @@ class DuoORMPlugin(InitPluginProtocol, ReceiveRoutePlugin):
     def receive_route(self, route: BaseRoute) -> None:
         if not self.document_errors or not isinstance(route, HTTPRoute):
             return
-        for handler in route.route_handlers:
-            if isinstance(handler, HTTPRouteHandler):
-                responses = dict(handler.responses or {})
-                for status, description in _DOCUMENTED.items():
-                    responses.setdefault(
-                        status,
-                        ResponseSpec(
-                            data_container=_ErrorBody,
-                            description=description,
-                            generate_examples=False,
-                        ),
-                    )
-                handler.responses = responses
+        statuses: dict[HTTPRouteHandler, set[int]] = {}
+        for method, (handler, kwargs_model) in route.route_handler_map.items():
+            statuses.setdefault(handler, set()).update(
+                error_statuses(
+                    method,
+                    path_parameters=bool(route.path_parameters),
+                    query_parameters=bool(kwargs_model.expected_query_params),
+                    request_body="data" in handler.parsed_fn_signature.parameters,
+                    handler=handler.fn,
+                )
+            )
+        for handler, chosen in statuses.items():
+            responses = dict(handler.responses or {})
+            for status in sorted(chosen):
+                responses.setdefault(status, self._response_spec(status))
+            handler.responses = responses
+            if 503 in chosen and handler.operation_class is Operation:
+                handler.operation_class = _RetryableOperation
+
+    def _response_spec(self, status: int) -> ResponseSpec:
+        if self.error_style == "problem":
+            return ResponseSpec(
+                data_container=_ProblemBody,
+                description=DESCRIPTIONS[status],
+                media_type=PROBLEM_CONTENT_TYPE,
+                generate_examples=False,
+            )
+        return ResponseSpec(
+            data_container=_ErrorBody, description=DESCRIPTIONS[status], generate_examples=False
+        )

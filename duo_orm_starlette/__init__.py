@@ -7,12 +7,22 @@ app = Starlette(
     lifespan=duo_lifespan(db),
     exception_handlers=duo_exception_handlers(),
 )
+
+async def create_user(request: Request) -> Response:
+    data = UserIn.model_validate(await json_body(request))  # bad JSON 400, bad fields 422
 ```
 """
 
 from duo_orm.web.routes import statement_mode
 
+from .body import json_body
 from .errors import duo_exception_handlers
 from .middleware import DuoORMMiddleware, duo_lifespan
 
-__all__ = ["DuoORMMiddleware", "duo_exception_handlers", "duo_lifespan", "statement_mode"]
+__all__ = [
+    "DuoORMMiddleware",
+    "duo_exception_handlers",
+    "duo_lifespan",
+    "json_body",
+    "statement_mode",
+]

@@ -22,7 +22,8 @@ def duo_exception_handlers(*, error_style: ErrorStyle = "native") -> dict[Any, H
     ``Retry-After``, and 500 without internals.
 
     A pydantic ``ValidationError`` escaping an endpoint is a request body that did not
-    fit its schema: 422 with pydantic's list of problems.
+    fit its schema: 422 with pydantic's list of problems. A body ``json_body(request)``
+    cannot decode (malformed, not text, nested too deeply) is a 400.
     """
 
     def respond(info: ErrorInfo) -> Response:

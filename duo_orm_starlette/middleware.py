@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp
 
 from duo_orm import Database
@@ -21,7 +22,9 @@ class DuoORMMiddleware(UnitOfWorkMiddleware):
 
     It takes a connection only at the first statement, commits just before a
     2xx/3xx response starts, rolls back for anything else (or an exception, or a
-    client that left), and answers 409/500 instead when the commit fails.
+    client that left), and answers 409/500 instead when the commit fails. A
+    ``ClientDisconnect`` (the client left while its body was read or the response
+    streamed) ends the request quietly, with an INFO line instead of a traceback.
     Websocket and lifespan scopes pass through. ``exclude_paths`` get no request
     transaction (their calls run in statement mode), nor do endpoints decorated
     with ``@statement_mode``; ``read_only_paths`` always roll back.
@@ -47,6 +50,7 @@ class DuoORMMiddleware(UnitOfWorkMiddleware):
             exclude_paths=exclude_paths,
             read_only_paths=read_only_paths,
             route_opted_out=endpoint_opted_out,
+            client_gone_errors=(ClientDisconnect,),
         )
 
 

@@ -120,15 +120,57 @@ async def test_litestar_openapi_lists_the_error_responses() -> None:
     transport = httpx.ASGITransport(app=litestar_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         paths = (await client.get("/schema/openapi.json")).json()["paths"]
-    for path, method in [("/users", "post"), ("/users/{user_id}", "patch"), ("/users", "get")]:
-        assert {"404", "409", "422"} <= set(paths[path][method]["responses"]), (path, method)
+    assert {"404", "409", "422", "503"} <= set(paths["/users/{user_id}"]["patch"]["responses"])
+    assert {"409", "422", "503"} <= set(paths["/users"]["post"]["responses"])
+    listing = paths["/users"]["get"]["responses"]
+    assert {"400", "503"} <= set(listing) and not {"404", "409"} & set(listing)
 
 
 async def test_fastapi_openapi_lists_the_error_responses() -> None:
     transport = httpx.ASGITransport(app=fastapi_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         paths = (await client.get("/openapi.json")).json()["paths"]
-    for path, method in [("/users/", "post"), ("/users/{user_id}", "patch"), ("/users/", "get")]:
-        assert {"404", "409", "422"} <= set(paths[path][method]["responses"]), (path, method)
+    assert {"404", "409", "422", "503"} <= set(paths["/users/{user_id}"]["patch"]["responses"])
+    assert {"409", "422", "503"} <= set(paths["/users/"]["post"]["responses"])
+    listing = paths["/users/"]["get"]["responses"]
+    assert {"400", "503"} <= set(listing) and not {"404", "409"} & set(listing)
     error = paths["/users/"]["post"]["responses"]["409"]["content"]["application/json"]["schema"]
     assert error["properties"]["detail"]["type"] == "string"
+
+
+async def test_hostile_requests_get_documented_bounded_answers(client: httpx.AsyncClient) -> None:
+    """A 60 KB sort, a sort by a hidden name, bad JSON, JSON 1,000 deep: each answer is
+    a bounded error in the app's shape whose status its OpenAPI lists (Starlette has
+    no OpenAPI; Litestar's own 500 for the deep JSON is the framework's, issue 14)."""
+    ann = await create(client, "ann@x.io", "Ann")
+    openapi = await client.get("/openapi.json")
+    if openapi.status_code == 404:
+        openapi = await client.get("/schema/openapi.json")
+    paths = openapi.json()["paths"] if openapi.status_code == 200 else None
+    headers = {"content-type": "application/json"}
+    deep = ("[" * 1000 + "]" * 1000).encode()
+    tried = [
+        ("get", "/users/", {"params": {"sort": "x" * 60_000}}),
+        ("get", "/users/", {"params": {"sort": "-active"}}),  # a field, but not sortable
+        ("post", "/users/", {"content": b'{"email": ', "headers": headers}),
+        ("post", "/users/", {"content": deep, "headers": headers}),
+        ("patch", f"/users/{ann['id']}", {"content": b"[", "headers": headers}),
+        ("get", "/users/987654", {}),
+    ]
+    for method, url, options in tried:
+        response = await client.request(method, url, **options)
+        litestar_own_500 = {"status_code": 500, "detail": "Internal Server Error"}
+        assert 400 <= response.status_code < 500 or (
+            options.get("content") == deep and response.json() == litestar_own_500
+        ), (url, response.status_code)
+        assert len(response.content) <= 4096 and response.json()
+        if paths is not None and response.status_code < 500:
+            template = (
+                "/users/{user_id}"
+                if url[-1].isdigit()
+                else next(p for p in paths if p.rstrip("/") == "/users")
+            )
+            assert str(response.status_code) in paths[template][method]["responses"], url
+    hidden = await client.get("/users/", params={"sort": "-active"})
+    assert "sortable fields are: id, email, name, created_at, updated_at" in hidden.text
+    assert [u["email"] for u in (await client.get("/users/")).json()] == ["ann@x.io"]

@@ -10,6 +10,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm.exc import DetachedInstanceError
 
 from duo_orm import (
+    ConfigurationError,
     InvalidQueryError,
     MultipleObjectsFoundError,
     ObjectNotFoundError,
@@ -98,6 +99,35 @@ def test_order_by_refuses_anything_but_mapped_columns(sm: Models, bad: str) -> N
 def test_order_by_refuses_other_objects(sm: Models) -> None:
     with pytest.raises(InvalidQueryError):
         sm.User.order_by(3)
+
+
+def test_order_by_allowed_is_the_only_list_a_client_sees(sm: Models) -> None:
+    by_name = sm.User.order_by("-name", "id", allowed=("id", "name")).all()
+    assert [u.name for u in by_name] == ["dave", "carol", "bob", "alice", "alice"]
+    for hidden in ("email", "-age", "nmae"):  # a real column or not: the same answer
+        with pytest.raises(InvalidQueryError) as info:
+            sm.User.order_by(hidden, allowed=("id", "name"))
+        name = hidden.lstrip("-")
+        assert (
+            str(info.value) == f"User cannot be sorted by {name!r}; sortable fields are: id, name"
+        )
+    assert sm.User.order_by(sm.User.age.desc(), allowed=()).first().age == 24
+
+
+def test_order_by_quotes_a_long_value_cut_short(sm: Models) -> None:
+    for allowed in (None, ("id",)):
+        with pytest.raises(InvalidQueryError) as info:
+            sm.User.order_by("x" * 60_000, allowed=allowed)
+        message = str(info.value)
+        assert len(message) < 200 and "(60000 characters)" in message
+        assert "'" + "x" * 40 + "'" in message
+
+
+def test_order_by_allowed_must_name_fields(sm: Models) -> None:
+    with pytest.raises(ConfigurationError, match="'secret'"):
+        sm.User.order_by("id", allowed=("id", "secret"))
+    with pytest.raises(ConfigurationError, match=r"allowed=\('name',\)"):
+        sm.User.order_by("name", allowed="name")
 
 
 def test_filter_by_and_unknown_field(sm: Models) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .errors import ErrorInfo
+from .errors import ErrorInfo, log_client_gone
 from .unit_of_work import SCOPE_KEY, RequestState, RouteCheck, defer_unit
 
 if TYPE_CHECKING:
@@ -53,12 +53,16 @@ class UnitOfWorkMiddleware:
         exclude_paths: Sequence[str] = (),
         read_only_paths: Sequence[str] = (),
         route_opted_out: RouteCheck | None = None,
+        client_gone_errors: tuple[type[BaseException], ...] = (),
     ) -> None:
         """Every HTTP request gets a lazy transaction per database (no connection until
         the first statement). ``exclude_paths`` get none (their calls run in statement
         mode unless a handler opts in explicitly), ``read_only_paths`` always roll back,
-        and ``route_opted_out(scope)`` lets an adapter decline it for a matched route."""
+        and ``route_opted_out(scope)`` lets an adapter decline it for a matched route.
+        ``client_gone_errors`` are the framework's "the client hung up" exceptions: an
+        INFO line, not a traceback."""
         self.app = app
+        self.client_gone_errors = client_gone_errors
         self.databases = tuple(databases)
         self.render_error = render_error
         self.exclude_paths = tuple(exclude_paths)
@@ -68,6 +72,12 @@ class UnitOfWorkMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths):
+            try:
+                await self.app(scope, receive, send)
+            except self.client_gone_errors:
+                log_client_gone(scope)
             return
         state = RequestState(self.databases)
         path = scope.get("path", "") if self.exclude_paths or self.read_only_paths else ""
@@ -111,6 +121,8 @@ class UnitOfWorkMiddleware:
 
         try:
             await self.app(scope, watched_receive, settling_send)
+        except self.client_gone_errors:
+            log_client_gone(scope)  # nobody is left to answer; nothing commits (below)
         except Exception as exc:
             if not (replaced and _only_replaced(exc)):
                 raise

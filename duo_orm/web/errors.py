@@ -5,7 +5,12 @@ The mapping is the one DESIGN.md fixes: ValidationError 422, ObjectNotFoundError
 DatabaseUnavailableError 503 with ``Retry-After``, anything else 500. Messages
 shown to clients never contain SQL, driver text or tracebacks: 409s say what
 kind of conflict happened and name the constraint, 503s say to retry, 500s say
-nothing beyond the status.
+nothing beyond the status. A client error's body never exceeds
+``MAX_CLIENT_ERROR_BYTES``, whatever the client sent.
+
+Logging, on the ``duo_orm.web`` logger (part of the ``duo_orm`` tree): a 5xx is
+logged once at ERROR with its traceback, SQL parameters hidden; a 4xx only at
+DEBUG, so a hostile client cannot flood the log.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from ..errors import translate
 from ..exceptions import (
@@ -46,6 +51,10 @@ _CONFLICTS = {
     "check": "A value breaks a rule of the database.",
     "other": "The change conflicts with the data already stored.",
 }
+
+
+class InvalidBodyError(DuoOrmError):
+    """A request body that cannot be decoded (malformed or too deeply nested JSON): 400."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ def classify(exc: BaseException) -> ErrorInfo | None:
         return ErrorInfo(422, exc.message, field=exc.field, errors=detail)
     if isinstance(exc, ObjectNotFoundError):
         return ErrorInfo(404, str(exc))
+    if isinstance(exc, InvalidBodyError):
+        return ErrorInfo(400, str(exc))
     if isinstance(exc, UnsupportedOperationError):
         return internal_error()  # a programming error on the server, not bad input
     if isinstance(exc, InvalidQueryError):
@@ -102,10 +113,50 @@ def describe_handled(exc: BaseException) -> ErrorInfo:
     """What an adapter's exception handler answers; a 500's real cause goes to the log only."""
     info = classify(exc) or internal_error()
     if info.status == 503:
-        logger.error("Database unavailable, answered 503", exc_info=exc)
+        log_server_error("Database unavailable, answered 503", exc)
     elif info.status >= 500:
-        logger.error("Unhandled database error", exc_info=exc)
+        log_server_error("Unhandled database error", exc)
+    else:
+        log_client_error(info, exc)
     return info
+
+
+def log_server_error(message: str, exc: BaseException) -> None:
+    """One ERROR record with the traceback; the SQL stays, its parameters (personal data) go."""
+    hide_parameters(exc)
+    logger.error(message, exc_info=exc)
+
+
+def log_client_error(info: ErrorInfo, exc: BaseException | None = None) -> None:
+    """A 4xx is the client's doing: DEBUG only, and bounded like the body."""
+    if logger.isEnabledFor(logging.DEBUG):
+        cause = type(exc).__name__ if exc is not None else "request"
+        logger.debug("%d from %s: %r", info.status, cause, _clip(info.detail, _DETAIL_BYTES))
+
+
+def log_client_gone(scope: MutableMapping[str, Any]) -> None:
+    """A client that left mid-request is routine (a closed tab, a timeout): INFO, no traceback."""
+    path = _clip(str(scope.get("path", "")), _NAME_BYTES * 2)  # quoted: a path can hold "\n"
+    logger.info("Client disconnected during %s %r", scope.get("method", "HTTP"), path)
+
+
+def hide_parameters(exc: BaseException) -> None:
+    """Make every SQLAlchemy statement error in ``exc``'s chain print without its parameters.
+
+    A traceback prints each chained exception's ``str()``, and a ``StatementError``'s
+    includes the bound values unless ``hide_parameters`` is set (as
+    ``create_engine(hide_parameters=True)`` would do for every error).
+    """
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StatementError):
+            current.hide_parameters = True
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
 def internal_error() -> ErrorInfo:
@@ -161,15 +212,84 @@ def detail_body(info: ErrorInfo) -> dict[str, Any]:
     return {"detail": info.detail}
 
 
+# A client error's body is at most this long, however long the input it echoes.
+MAX_CLIENT_ERROR_BYTES = 4096
+_DETAIL_BYTES = 512
+_NAME_BYTES = 64
+_ITEM_BYTES = 160
+_MAX_ITEMS = 3
+_MAX_LOC_PARTS = 4
+
+
 def error_body(
     info: ErrorInfo, style: ErrorStyle, native: BodyShape = detail_body
 ) -> tuple[dict[str, Any], str]:
-    """The body and content type of an error response in the chosen style."""
+    """The body and content type of an error response in the chosen style.
+
+    The backstop for every client error: one longer than ``MAX_CLIENT_ERROR_BYTES``
+    (a 60 KB value quoted in a message, thousands of pydantic errors) is cut short.
+    """
+    if _too_many_characters(info):  # clearly too long: cut without encoding it all first
+        info = _shortened(info)
+    body, content_type = _shaped(info, style, native)
+    if len(encode(body)) > MAX_CLIENT_ERROR_BYTES:
+        body, content_type = _shaped(_shortened(info), style, native)
+        if len(encode(body)) > MAX_CLIENT_ERROR_BYTES:  # a custom shape that still grows
+            body, content_type = _shaped(ErrorInfo(info.status, info.title), style, native)
+    return body, content_type
+
+
+def _shaped(info: ErrorInfo, style: ErrorStyle, native: BodyShape) -> tuple[dict[str, Any], str]:
     if style == "problem":
         return problem_body(info), PROBLEM_CONTENT_TYPE
     if style != "native":
         raise ValueError(f"error_style must be 'native' or 'problem', not {style!r}")
     return native(info), "application/json"
+
+
+def _too_many_characters(info: ErrorInfo) -> bool:
+    """More characters than the limit has bytes; stops counting as soon as it knows."""
+    total = len(info.detail) + len(info.field or "") + len(info.constraint or "")
+    for item in info.errors:
+        if total > MAX_CLIENT_ERROR_BYTES:
+            break
+        total += sum(len(str(value)) for value in item.values())
+    return total > MAX_CLIENT_ERROR_BYTES
+
+
+def _shortened(info: ErrorInfo) -> ErrorInfo:
+    """``info`` with every client-supplied text clipped and at most a few error items."""
+    return dataclasses.replace(
+        info,
+        detail=_clip(info.detail, _DETAIL_BYTES),
+        field=None if info.field is None else _clip(info.field, _NAME_BYTES),
+        constraint=None if info.constraint is None else _clip(info.constraint, _NAME_BYTES),
+        errors=[_shortened_item(item) for item in info.errors[:_MAX_ITEMS]],
+    )
+
+
+def _shortened_item(item: dict[str, Any]) -> dict[str, Any]:
+    location = [
+        part if isinstance(part, int) else _clip(str(part), _NAME_BYTES // 2)
+        for part in list(item.get("loc", ()))[:_MAX_LOC_PARTS]
+    ]
+    return {
+        "type": _clip(str(item.get("type", "")), _NAME_BYTES),
+        "loc": location,
+        "msg": _clip(str(item.get("msg", "")), _ITEM_BYTES),
+    }
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` bytes of JSON (escapes counted), marked when cut."""
+    if len(text) * 12 <= limit:  # no character takes more than 12 bytes as JSON
+        return text
+    size = 0
+    for index, char in enumerate(text):
+        size += len(json.dumps(char)) - 2
+        if size > limit - 3:
+            return text[:index] + "..."
+    return text
 
 
 def render(

@@ -19,4 +19,4 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="duo-orm FastAPI example", lifespan=lifespan)
 app.include_router(users.router)
-DuoORM(app, db)  # request transactions, engine lifespan around ours, 404/409/422 handlers
+DuoORM(app, db)  # request transactions, engine lifespan around ours, error handlers, OpenAPI

@@ -28,7 +28,8 @@ class UserController(Controller):
 
     @get("/")
     async def list_users(self, sort: FromQuery[str] = "id") -> list[UserSchema.Read]:
-        return [u.to_schema(UserSchema.Read) for u in await User.order_by(sort).all()]
+        users = await User.order_by(sort, allowed=UserSchema.SORTABLE).all()  # others: 400
+        return [u.to_schema(UserSchema.Read) for u in users]
 
     @get("/{user_id:int}")
     async def get_user(self, user_id: FromPath[int]) -> UserSchema.Read:

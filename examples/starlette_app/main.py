@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan
+from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan, json_body
 
 from ..fastapi_app.db.database import db
 from ..fastapi_app.db.models import User
@@ -24,14 +24,16 @@ def read(user: User) -> dict[str, object]:
 
 
 async def create_user(request: Request) -> Response:
-    payload = UserSchema.Create.model_validate(await request.json())  # bad body -> 422
+    # not JSON, or nested too deep -> 400; JSON that does not fit the schema -> 422
+    payload = UserSchema.Create.model_validate(await json_body(request))
     user = await User.create(payload)  # validate() -> 422, duplicate email -> 409
     return JSONResponse(read(user), status_code=201)
 
 
 async def list_users(request: Request) -> Response:
-    sort = request.query_params.get("sort", "id")  # unknown field -> 400
-    return JSONResponse([read(u) for u in await User.order_by(sort).all()])
+    sort = request.query_params.get("sort", "id")
+    users = await User.order_by(sort, allowed=UserSchema.SORTABLE).all()  # others: 400
+    return JSONResponse([read(u) for u in users])
 
 
 async def get_user(request: Request) -> Response:
@@ -39,7 +41,7 @@ async def get_user(request: Request) -> Response:
 
 
 async def update_user(request: Request) -> Response:
-    payload = UserSchema.Update.model_validate(await request.json())
+    payload = UserSchema.Update.model_validate(await json_body(request))
     user = await User.get_one(request.path_params["user_id"])  # missing -> 404
     return JSONResponse(read(await user.update(payload)))
 

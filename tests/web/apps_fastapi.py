@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm_fastapi import DuoORM, unit_of_work
 
-from .scenario import Handlers, Shop, failing_callback, record_commit, record_commit_sync
+from .scenario import (
+    SORTABLE,
+    Handlers,
+    Shop,
+    failing_callback,
+    record_commit,
+    record_commit_sync,
+)
 
 RequestSession = Annotated[AsyncSession, Depends(unit_of_work)]
 
@@ -69,7 +76,7 @@ def _async_routes(router: APIRouter, shop: Shop) -> None:
 
     @router.get("/items")
     async def listing(sort: str = "id") -> list[str]:
-        return [i.name for i in await Item.order_by(sort).all()]
+        return [i.name for i in await Item.order_by(sort, allowed=SORTABLE).all()]
 
     @router.post("/items/nested", status_code=201)
     async def nested(payload: ItemIn) -> dict[str, Any]:
@@ -150,7 +157,7 @@ def _sync_routes(router: APIRouter, shop: Shop) -> None:
 
     @router.get("/items")
     def listing(sort: str = "id") -> list[str]:
-        return [i.name for i in Item.order_by(sort).all()]
+        return [i.name for i in Item.order_by(sort, allowed=SORTABLE).all()]
 
     @router.post("/items/nested", status_code=201)
     def nested(payload: ItemIn) -> dict[str, Any]:

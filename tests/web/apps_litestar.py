@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm_litestar import DuoORMPlugin
 
-from .scenario import Handlers, Shop, failing_callback, record_commit, record_commit_sync
+from .scenario import (
+    SORTABLE,
+    Handlers,
+    Shop,
+    failing_callback,
+    record_commit,
+    record_commit_sync,
+)
 
 
 class ItemIn(BaseModel):
@@ -66,7 +73,7 @@ def _async_routes(shop: Shop) -> list[Any]:
 
     @get("/items")
     async def listing(sort: FromQuery[str] = "id") -> list[str]:
-        return [i.name for i in await Item.order_by(sort).all()]
+        return [i.name for i in await Item.order_by(sort, allowed=SORTABLE).all()]
 
     @post("/items/nested", status_code=201)
     async def nested(data: JSONBody[ItemIn]) -> dict[str, Any]:
@@ -161,7 +168,7 @@ def _sync_routes(shop: Shop) -> list[Any]:
 
     @get("/items", sync_to_thread=True)
     def listing(sort: FromQuery[str] = "id") -> list[str]:
-        return [i.name for i in Item.order_by(sort).all()]
+        return [i.name for i in Item.order_by(sort, allowed=SORTABLE).all()]
 
     @post("/items/nested", status_code=201, sync_to_thread=True)
     def nested(data: JSONBody[ItemIn]) -> dict[str, Any]:

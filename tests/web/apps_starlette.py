@@ -19,9 +19,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan
+from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan, json_body
 
-from .scenario import Handlers, Shop, failing_callback, record_commit, record_commit_sync
+from .scenario import (
+    SORTABLE,
+    Handlers,
+    Shop,
+    failing_callback,
+    record_commit,
+    record_commit_sync,
+)
 
 
 class ItemIn(BaseModel):
@@ -47,7 +54,7 @@ def _async_routes(shop: Shop) -> list[Route]:
     Item, db = shop.Item, shop.db
 
     async def body(request: Request) -> ItemIn:
-        return ItemIn.model_validate(await request.json())
+        return ItemIn.model_validate(await json_body(request))
 
     async def create(request: Request) -> Response:
         item = await Item.create(await body(request))
@@ -72,7 +79,7 @@ def _async_routes(shop: Shop) -> list[Route]:
 
     async def listing(request: Request) -> Response:
         sort = request.query_params.get("sort", "id")
-        return JSONResponse([i.name for i in await Item.order_by(sort).all()])
+        return JSONResponse([i.name for i in await Item.order_by(sort, allowed=SORTABLE).all()])
 
     async def nested(request: Request) -> Response:
         payload = await body(request)
@@ -142,7 +149,7 @@ def _sync_routes(shop: Shop) -> list[Route]:
 
     def body(request: Request) -> ItemIn:
         # a sync endpoint runs in a worker thread: read the body on the event loop
-        return ItemIn.model_validate(anyio.from_thread.run(request.json))
+        return ItemIn.model_validate(anyio.from_thread.run(json_body, request))
 
     def create(request: Request) -> Response:
         item = Item.create(body(request))
@@ -167,7 +174,7 @@ def _sync_routes(shop: Shop) -> list[Route]:
 
     def listing(request: Request) -> Response:
         sort = request.query_params.get("sort", "id")
-        return JSONResponse([i.name for i in Item.order_by(sort).all()])
+        return JSONResponse([i.name for i in Item.order_by(sort, allowed=SORTABLE).all()])
 
     def nested(request: Request) -> Response:
         payload = body(request)

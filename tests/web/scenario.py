@@ -20,6 +20,9 @@ from duo_orm import Database, Mapped, String, ValidationError, mapped_column
 
 Handlers = Literal["async", "sync"]
 
+# What ``GET /items?sort=`` accepts: ref_id is internal, so clients may not sort by it.
+SORTABLE = ("id", "name")
+
 
 @dataclass
 class Shop:

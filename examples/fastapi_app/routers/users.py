@@ -14,7 +14,8 @@ async def create_user(payload: UserSchema.Create) -> User:
 
 @router.get("/", response_model=list[UserSchema.Read])
 async def list_users(sort: str = "id") -> list[UserSchema.Read]:
-    return [u.to_schema(UserSchema.Read) for u in await User.order_by(sort).all()]
+    users = await User.order_by(sort, allowed=UserSchema.SORTABLE).all()  # others: 400
+    return [u.to_schema(UserSchema.Read) for u in users]
 
 
 @router.get("/{user_id}", response_model=UserSchema.Read)

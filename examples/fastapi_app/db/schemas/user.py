@@ -4,6 +4,9 @@ from pydantic import BaseModel, ConfigDict
 
 
 class UserSchema:
+    # what ?sort= may name: fields clients see (prefix "-" for descending)
+    SORTABLE = ("id", "email", "name", "created_at", "updated_at")
+
     class Create(BaseModel):
         email: str
         name: str
