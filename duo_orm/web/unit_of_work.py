@@ -26,7 +26,7 @@ from .. import dispatch
 from ..exceptions import ConfigurationError
 from ..frame import DeferredFrame, Frame
 from ..transaction import TransactionBlock
-from .errors import ErrorInfo, classify, internal_error
+from .errors import ErrorInfo, classify, internal_error, log_server_error
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -163,7 +163,7 @@ def _commit_failure(exc: Exception) -> ErrorInfo:
     """The response a failed COMMIT gets, logged once: the client is told, so is the operator."""
     info = classify(exc) or internal_error()
     if info.status >= 500:
-        logger.error("The request transaction failed to commit", exc_info=exc)
+        log_server_error("The request transaction failed to commit", exc)
     else:
         logger.warning(
             "The request transaction was refused at COMMIT (%s %s)",

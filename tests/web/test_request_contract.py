@@ -100,11 +100,14 @@ async def test_a_forgotten_await_fails_the_request_and_names_the_call_site(
     assert client.checked_out() == 0
 
 
-async def test_a_failed_commit_stops_the_streaming_body_and_task_it_replaced(
-    client: Client,
+async def test_a_failed_commit_is_logged_once_and_stops_the_body_and_task_it_replaced(
+    client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = await client.http.post("/plain/stream-orphan", json={"name": "orphan"})
+    with caplog.at_level(logging.DEBUG, logger="duo_orm"):
+        response = await client.http.post("/plain/stream-orphan", json={"name": "orphan"})
     assert response.status_code == 409
+    [record] = [r for r in caplog.records if r.name.startswith("duo_orm")]
+    assert record.levelno == logging.WARNING and "refused at COMMIT" in record.getMessage()
     assert "count=" not in response.text
     assert client.names() == []
     assert client.shop.background == []  # neither the body's query nor the task ran
