@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ClauseEleme
 from .exceptions import InvalidQueryError
 
 __all__ = [
+    "bound_value_problem",
     "int_range",
     "ints_fit",
     "screen_condition",
@@ -130,6 +131,14 @@ def screen_condition(condition: Any, dialect: str) -> Any:
     return visitors.replacement_traverse(cast(Any, condition), {}, replace)
 
 
+def bound_value_problem(expression: ClauseElement, dialect: str) -> str | None:
+    """Why a value bound in ``expression`` (``User.n + 2**70``) cannot be sent, if it cannot."""
+    for node in visitors.iterate(expression):
+        if isinstance(node, BindParameter) and _bad_bind(node, dialect):
+            return _bind_problem(node, dialect)
+    return None
+
+
 def _bad_bind(node: Any, dialect: str) -> bool:
     if not isinstance(node, BindParameter):
         return False
@@ -158,11 +167,15 @@ def _replace(node: Any, dialect: str) -> Any:
             return other.in_(kept) if node.operator is operators.in_op else other.not_in(kept)
         return None  # the bind itself is reached next, and refused
     if isinstance(node, BindParameter) and _bad_bind(node, dialect):
-        value = node.effective_value
-        values = value if isinstance(value, (list, tuple)) else [value]
-        reason = next(r for v in values if (r := impossible(v, node.type, dialect)))
+        reason = _bind_problem(node, dialect)
         raise InvalidQueryError(f"A filter value {reason}; it can only be compared with == or IN")
     return None
+
+
+def _bind_problem(node: BindParameter[Any], dialect: str) -> str:
+    value = node.effective_value
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return next(r for v in values if (r := impossible(v, node.type, dialect)))
 
 
 def _bind_side(node: BinaryExpression[Any]) -> tuple[BindParameter[Any] | None, Any]:

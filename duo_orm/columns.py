@@ -19,7 +19,7 @@ from sqlalchemy import JSON, TypeDecorator, inspect
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ClauseElement
 
-from ._values import int_range, ints_fit, text_problem, texts_fit
+from ._values import bound_value_problem, int_range, ints_fit, text_problem, texts_fit
 from .exceptions import ConfigurationError, ValidationError
 
 SET_ON_EVENTS = frozenset({"create", "update"})
@@ -59,6 +59,7 @@ class ColumnSpec:
     scalar_default: Any = NO_DEFAULT
     # the smallest and largest int the column holds on this database (None: no limit)
     int_bounds: tuple[int, int] | None = None
+    dialect: str = ""  # of the model's database: what expressions' bound values must fit
     # the value types check() lets through with no closer look (None: any type), worked
     # out once so that accepts_all() judges a column of a bulk insert by its set of types
     _plain_types: frozenset[type] | None = field(init=False, repr=False, compare=False)
@@ -127,7 +128,12 @@ class ColumnSpec:
             if not self.nullable and not (inserting and self.has_default):
                 raise ValidationError(f"{self.key} may not be null", field=self.key)
             return
-        if isinstance(value, ClauseElement):
+        if isinstance(value, ClauseElement):  # the database computes it; its bound values
+            problem = bound_value_problem(value, self.dialect)  # are checked all the same
+            if problem is not None:
+                raise ValidationError(
+                    f"{self.key}: a value in this expression {problem}", field=self.key
+                )
             return
         if isinstance(value, str) and self._holds_text:
             problem = text_problem(value)
@@ -221,6 +227,7 @@ def _build_specs(model: type) -> dict[str, ColumnSpec]:
             scalar_default=column.default.arg
             if column.default is not None and getattr(column.default, "is_scalar", False)
             else NO_DEFAULT,
+            dialect=dialect,
             int_bounds=int_range(column.type, dialect)
             if _accepted_types(column.type) == (int,)
             else None,
