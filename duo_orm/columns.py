@@ -99,17 +99,21 @@ class ColumnSpec:
         plain = self._plain_types
         if plain is not None and not kinds <= plain:
             return False
-        mixed = has_none or len(kinds) > 1
         if str in kinds and plain is not None:
-            texts = [v for v in values if type(v) is str] if mixed else values
+            texts: Sequence[Any]
+            if len(kinds) > 1:
+                texts = [v for v in values if type(v) is str]
+            else:  # filter(None) drops None, and "" (which has nothing to check), in C
+                texts = list(filter(None, values)) if has_none else values
             if not texts_fit(texts):
                 return False
-            if self.max_length is not None and self.enum_class is None:
+            if self.max_length is not None and self.enum_class is None and texts:
                 return max(map(len, texts)) <= self.max_length
         if int in kinds and self.int_bounds is not None:
-            return ints_fit(
-                [v for v in values if type(v) is int] if mixed else values, self.int_bounds
-            )
+            if len(kinds) > 1:
+                return ints_fit((v for v in values if type(v) is int), self.int_bounds)
+            # filter(None) drops None, and 0 (always in range), in C
+            return ints_fit(filter(None, values) if has_none else values, self.int_bounds)
         return True
 
     def check(self, value: Any, *, inserting: bool) -> None:
