@@ -283,12 +283,15 @@ class Model:
 
         def op(session: Session) -> Model:
             _attach(session, self)
+            gone = ObjectNotFoundError(
+                f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
+            )
+            if _has_impossible_key(self):  # answered without a statement, as get() does
+                raise gone
             try:
                 session.refresh(self)
             except InvalidRequestError:
-                raise ObjectNotFoundError(
-                    f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
-                ) from None
+                raise gone from None
             return self
 
         return dispatch.run(self.__duo_database__, op)
@@ -598,5 +601,13 @@ IMPOSSIBLE_KEY: Any = object()  # _identity's answer for a key no row can have
 def _describe(model: type, ident: Any) -> str:
     values = ident if isinstance(ident, tuple) else (ident,)
     return ", ".join(
-        f"{name}={value!r}" for name, value in zip(_pk_names(model), values, strict=False)
+        f"{name}={_shown(value)}" for name, value in zip(_pk_names(model), values, strict=False)
     )
+
+
+def _shown(value: Any) -> str:
+    """A key for a message: huge ints cut short (repr() refuses ints over 4,300 digits)."""
+    if type(value) is int and value.bit_length() > 64:
+        return f"<an int of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:97]}..."

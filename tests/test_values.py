@@ -92,7 +92,10 @@ def bad_values(dialect: str, kind: str) -> list[tuple[str, Any]]:
     return [pair for pair in BAD_TEXT if (pair[1].find("\x00") >= 0) == (kind == "nul")]
 
 
-IMPOSSIBLE_KEYS = {"sqlite": [2**63, -(2**63) - 1, 2**70], "postgresql": [2**31, 2**70]}
+IMPOSSIBLE_KEYS = {
+    "sqlite": [2**63, -(2**63) - 1, 2**70, 10**5000],  # 10**5000: repr() refuses it
+    "postgresql": [2**31, 2**70, 10**5000],
+}
 
 Call = Callable[[Callable[[], Any]], Awaitable[Any]]
 
@@ -260,7 +263,7 @@ async def test_get_and_get_one_treat_an_impossible_key_as_missing(g: Gauges, cal
         assert sent == []
 
 
-async def test_delete_of_an_impossible_key_is_not_found(g: Gauges, call: Call) -> None:
+async def test_delete_and_refresh_of_an_impossible_key_are_not_found(g: Gauges, call: Call) -> None:
     await call(lambda: g.Gauge.create(name="there"))
     for key in IMPOSSIBLE_KEYS[g.db.dialect]:
         with sent_statements() as sent, pytest.raises(ObjectNotFoundError):
@@ -268,6 +271,9 @@ async def test_delete_of_an_impossible_key_is_not_found(g: Gauges, call: Call) -
         assert sent == []
     with pytest.raises(ObjectNotFoundError):
         await call(lambda: g.Tag(code=NUL).delete())
+    with sent_statements() as sent, pytest.raises(ObjectNotFoundError):
+        await call(lambda: g.Tag(code=SURROGATE).refresh())
+    assert sent == []
     assert count_rows(g, "gauges") == 1
 
 
