@@ -268,8 +268,10 @@ class Model:
         """DELETE this row; ``ObjectNotFoundError`` if it is already gone."""
 
         def op(session: Session) -> None:
-            _attach(session, self)
-            if _has_impossible_key(self) or not _row_exists(session, self):
+            impossible = _has_impossible_key(self)  # not found, and nothing sent or attached
+            if not impossible:
+                _attach(session, self)
+            if impossible or not _row_exists(session, self):
                 raise ObjectNotFoundError(
                     f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
                 )
@@ -282,12 +284,12 @@ class Model:
         """Reload every column from the database; returns the instance."""
 
         def op(session: Session) -> Model:
-            _attach(session, self)
             gone = ObjectNotFoundError(
                 f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
             )
             if _has_impossible_key(self):  # answered without a statement, as get() does
                 raise gone
+            _attach(session, self)
             try:
                 session.refresh(self)
             except InvalidRequestError:

@@ -239,6 +239,8 @@ async def test_a_refused_value_leaves_the_transaction_usable(g: Gauges) -> None:
             await g.Gauge.create(medium=2**70)
         assert await g.Gauge.get(2**70) is None
         assert await g.Gauge.where(g.Gauge.name == NUL).count() == 0
+        with pytest.raises(ObjectNotFoundError):
+            await g.Gauge(id=2**70, name="never").delete()
         await g.Gauge.create(name="second")
     assert sorted(r[4] for r in rows(g)) == ["first", "second"]
 
