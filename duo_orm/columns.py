@@ -19,6 +19,7 @@ from sqlalchemy import JSON, TypeDecorator, inspect
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ClauseElement
 
+from ._values import bound_value_problem, int_range, ints_fit, text_problem, texts_fit
 from .exceptions import ConfigurationError, ValidationError
 
 SET_ON_EVENTS = frozenset({"create", "update"})
@@ -56,6 +57,9 @@ class ColumnSpec:
     set_on: frozenset[str]
     # a plain Python value from mapped_column(default=...), filled in before the hooks run
     scalar_default: Any = NO_DEFAULT
+    # the smallest and largest int the column holds on this database (None: no limit)
+    int_bounds: tuple[int, int] | None = None
+    dialect: str = ""  # of the model's database: what expressions' bound values must fit
     # the value types check() lets through with no closer look (None: any type), worked
     # out once so that accepts_all() judges a column of a bulk insert by its set of types
     _plain_types: frozenset[type] | None = field(init=False, repr=False, compare=False)
@@ -67,6 +71,14 @@ class ColumnSpec:
         elif self.accepted is not None:
             plain = frozenset(self.accepted)
         object.__setattr__(self, "_plain_types", plain)
+
+    def _int_fits(self, value: int) -> bool:
+        bounds = self.int_bounds
+        return bounds is None or bounds[0] <= value <= bounds[1]
+
+    @property
+    def _holds_text(self) -> bool:
+        return self.enum_class is not None or (self.accepted is not None and str in self.accepted)
 
     @property
     def required(self) -> bool:
@@ -87,32 +99,50 @@ class ColumnSpec:
         plain = self._plain_types
         if plain is not None and not kinds <= plain:
             return False
-        if (
-            str in kinds
-            and self.max_length is not None
-            and self.accepted is not None
-            and self.enum_class is None
-        ):
-            if has_none or len(kinds) > 1:
-                return max(len(v) for v in values if type(v) is str) <= self.max_length
-            return max(map(len, values)) <= self.max_length
+        if str in kinds and plain is not None:
+            texts: Sequence[Any]
+            if len(kinds) > 1:
+                texts = [v for v in values if type(v) is str]
+            else:  # filter(None) drops None, and "" (which has nothing to check), in C
+                texts = list(filter(None, values)) if has_none else values
+            if not texts_fit(texts):
+                return False
+            if self.max_length is not None and self.enum_class is None and texts:
+                return max(map(len, texts)) <= self.max_length
+        if int in kinds and self.int_bounds is not None:
+            if len(kinds) > 1:
+                return ints_fit((v for v in values if type(v) is int), self.int_bounds)
+            # filter(None) drops None, and 0 (always in range), in C
+            return ints_fit(filter(None, values) if has_none else values, self.int_bounds)
         return True
 
     def check(self, value: Any, *, inserting: bool) -> None:
         kind = type(value)
         if (  # the common case first: a value of exactly an accepted type
-            self.enum_class is None
-            and self.accepted is not None
-            and kind in self.accepted
-            and (kind is not str or self.max_length is None or len(value) <= self.max_length)
+            self.enum_class is None and self.accepted is not None and kind in self.accepted
         ):
-            return
+            if kind is str:
+                if (self.max_length is None or len(value) <= self.max_length) and (
+                    "\x00" not in value and (value.isascii() or text_problem(value) is None)
+                ):
+                    return
+            elif kind is not int or self._int_fits(value):
+                return
         if value is None:
             if not self.nullable and not (inserting and self.has_default):
                 raise ValidationError(f"{self.key} may not be null", field=self.key)
             return
-        if isinstance(value, ClauseElement):
+        if isinstance(value, ClauseElement):  # the database computes it; its bound values
+            problem = bound_value_problem(value, self.dialect)  # are checked all the same
+            if problem is not None:
+                raise ValidationError(
+                    f"{self.key}: a value in this expression {problem}", field=self.key
+                )
             return
+        if isinstance(value, str) and self._holds_text:
+            problem = text_problem(value)
+            if problem is not None:
+                raise ValidationError(f"{self.key}: {problem}", field=self.key)
         if self.enum_class is not None:
             if isinstance(value, (self.enum_class, str)):
                 return
@@ -134,6 +164,25 @@ class ColumnSpec:
                 f"{self.key}: at most {self.max_length} characters, got {len(value)}",
                 field=self.key,
             )
+        problem = self.unstorable(value)
+        if problem is not None:
+            raise ValidationError(f"{self.key}: {problem}", field=self.key)
+
+    def unstorable(self, value: Any) -> str | None:
+        """Why a value of an accepted type still cannot be stored here (``None``: it can).
+
+        Out of the column's integer range on this database, or text no database
+        stores (NUL, unpaired surrogate). A primary-key lookup treats such a key
+        as a missing row rather than an error.
+        """
+        kind = type(value)
+        if kind is int and self.int_bounds is not None:
+            low, high = self.int_bounds
+            if not low <= value <= high:
+                return f"out of range ({low} to {high})"
+        elif kind is str and self._holds_text:
+            return text_problem(value)
+        return None
 
 
 def column_specs(model: type) -> dict[str, ColumnSpec]:
@@ -157,6 +206,8 @@ def stamped_keys(model: type, event: str) -> tuple[str, ...]:
 
 def _build_specs(model: type) -> dict[str, ColumnSpec]:
     mapper: Mapper[Any] = inspect(model)
+    database = getattr(model, "__duo_database__", None)
+    dialect: str = getattr(database, "dialect", "")
     specs: dict[str, ColumnSpec] = {}
     for prop in mapper.column_attrs:
         column = prop.columns[0]
@@ -180,6 +231,10 @@ def _build_specs(model: type) -> dict[str, ColumnSpec]:
             scalar_default=column.default.arg
             if column.default is not None and getattr(column.default, "is_scalar", False)
             else NO_DEFAULT,
+            dialect=dialect,
+            int_bounds=int_range(column.type, dialect)
+            if _accepted_types(column.type) == (int,)
+            else None,
         )
     return specs
 

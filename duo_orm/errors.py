@@ -23,6 +23,7 @@ from .exceptions import (
     IntegrityKind,
     ObjectNotFoundError,
     TransactionConflictError,
+    ValidationError,
 )
 
 SQLSTATE_KINDS: dict[str, IntegrityKind] = {
@@ -59,6 +60,13 @@ MYSQL_CONFLICTS = {1205, 1213}  # lock wait timeout, deadlock
 SQLSTATE_UNAVAILABLE = {"57P01", "57P02", "57P03"}
 MYSQL_UNAVAILABLE = {2002, 2003, 2006, 2013}
 
+# Python errors a driver raises for a value it cannot send: sqlite3 and aiosqlite an
+# OverflowError for an int beyond 64 bits, every driver a UnicodeEncodeError for an
+# unpaired surrogate. SQLAlchemy leaves them raw when the cursor raises them, and wraps
+# them in a plain StatementError when a bind processor does.
+_VALUE_ERRORS = (OverflowError, UnicodeEncodeError)
+_DRIVER_MODULES = ("sqlalchemy", "sqlite3", "aiosqlite", "psycopg", "asyncpg", "pymysql", "asyncmy")
+
 
 def translate(error: BaseException) -> BaseException:
     """The duo-orm error to raise for ``error`` (``error`` itself if it is not ours to wrap)."""
@@ -66,6 +74,9 @@ def translate(error: BaseException) -> BaseException:
         return error
     if _is_unavailable(error):
         return DatabaseUnavailableError(_unavailable_message(error))
+    refused = refused_value(error)
+    if refused is not None:
+        return refused
     if isinstance(error, StaleDataError):
         return ObjectNotFoundError(
             "The row was not found: it was deleted, or its primary key changed, "
@@ -93,6 +104,49 @@ def translated_errors() -> Iterator[None]:
         if mapped is exc:
             raise
         raise mapped from exc
+
+
+def refused_value(error: BaseException) -> ValidationError | None:
+    """The error for a value the driver or database refused, or ``None`` if ``error`` is not one.
+
+    A backstop: duo-orm checks values against their columns before sending them
+    (``duo_orm._values``), but a value inside a SQL expression, a custom type or
+    raw SQL still reaches the driver. SQLSTATE class 22 (data exception), a
+    DBAPI ``DataError`` (psycopg raises one client-side for NUL) and the raw Python
+    errors above all mean the same thing: the request carried a value the column
+    cannot hold, a 422 rather than a 500. The message never repeats the driver's
+    text, which can echo the value (asyncpg's does).
+    """
+    if isinstance(error, sa_exc.DBAPIError):
+        sqlstate, _ = _codes(error.orig)
+        if isinstance(error, sa_exc.DataError) or (sqlstate or "").startswith("22"):
+            shown = f" (SQLSTATE {sqlstate})" if sqlstate else ""
+            return ValidationError(
+                f"The database refused a value{shown}: it does not fit its column"
+            )
+        return None
+    cause = error.orig if isinstance(error, sa_exc.StatementError) else error
+    if isinstance(cause, _VALUE_ERRORS) and _raised_by_driver(error):
+        what = (
+            "a number too large"
+            if isinstance(cause, OverflowError)
+            else "text that is not valid Unicode"
+        )
+        return ValidationError(f"The database driver could not send a value: {what}")
+    return None
+
+
+def _raised_by_driver(error: BaseException) -> bool:
+    """Whether ``error`` came out of SQLAlchemy or a driver (not out of application code)."""
+    if isinstance(error, sa_exc.StatementError):
+        return True
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.startswith(_DRIVER_MODULES)
 
 
 def _codes(driver_error: Any) -> tuple[str | None, int | None]:

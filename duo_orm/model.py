@@ -123,8 +123,15 @@ class Model:
 
     @classmethod
     def get(cls: type[M], *pk: Any, **pk_parts: Any) -> Any:
-        """The row with this primary key, or ``None``."""
+        """The row with this primary key, or ``None``.
+
+        A key no row can have (2**31 for an Integer key on PostgreSQL, a string with
+        NUL, ...) is a missing row, answered without a statement: on PostgreSQL a
+        refused statement would abort the surrounding transaction.
+        """
         ident = _identity(cls, pk, pk_parts)
+        if ident is IMPOSSIBLE_KEY:
+            return dispatch.run(cls.__duo_database__, lambda session: None)
         return dispatch.run(cls.__duo_database__, lambda session: session.get(cls, ident))
 
     @classmethod
@@ -133,6 +140,8 @@ class Model:
         ident = _identity(cls, pk, pk_parts)
 
         def op(session: Session) -> M:
+            if ident is IMPOSSIBLE_KEY:
+                raise ObjectNotFoundError(f"{cls.__name__} not found: no row can have this key")
             instance = session.get(cls, ident)
             if instance is None:
                 raise ObjectNotFoundError(f"{cls.__name__} {_describe(cls, ident)} not found")
@@ -259,8 +268,10 @@ class Model:
         """DELETE this row; ``ObjectNotFoundError`` if it is already gone."""
 
         def op(session: Session) -> None:
-            _attach(session, self)
-            if not _row_exists(session, self):
+            impossible = _has_impossible_key(self)  # not found, and nothing sent or attached
+            if not impossible:
+                _attach(session, self)
+            if impossible or not _row_exists(session, self):
                 raise ObjectNotFoundError(
                     f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
                 )
@@ -273,13 +284,16 @@ class Model:
         """Reload every column from the database; returns the instance."""
 
         def op(session: Session) -> Model:
+            gone = ObjectNotFoundError(
+                f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
+            )
+            if _has_impossible_key(self):  # answered without a statement, as get() does
+                raise gone
             _attach(session, self)
             try:
                 session.refresh(self)
             except InvalidRequestError:
-                raise ObjectNotFoundError(
-                    f"{type(self).__name__} {_describe(type(self), _pk_of(self))} no longer exists"
-                ) from None
+                raise gone from None
             return self
 
         return dispatch.run(self.__duo_database__, op)
@@ -462,6 +476,15 @@ class _Snapshot:
                 state.expired_attributes.add(key)
 
 
+def _has_impossible_key(instance: Model) -> bool:
+    """Whether the instance's primary key is one no row can have (checked without a statement)."""
+    specs = column_specs(type(instance))
+    names = _pk_names(type(instance))
+    return any(
+        specs[n].unstorable(v) is not None for n, v in zip(names, _pk_of(instance), strict=True)
+    )
+
+
 def _row_exists(session: Session, instance: Model) -> bool:
     """Whether this instance's row is still there (SQLAlchemy only warns on a stale DELETE)."""
     mapper: Mapper[Any] = inspect(type(instance))
@@ -560,16 +583,33 @@ def _identity(model: type, pk: tuple[Any, ...], pk_parts: Mapping[str, Any]) -> 
             f"({', '.join(names)}); got {len(pk)} value(s)"
         )
     specs = column_specs(model)
+    impossible = False
     for name, value in zip(names, pk, strict=False):
+        if specs[name].unstorable(value) is not None:
+            impossible = True  # a well-typed key no row can have: a missing row
+            continue
         try:
             specs[name].check(value, inserting=False)
         except ValidationError as exc:
             raise InvalidQueryError(f"Invalid primary key: {exc.message}") from None
+    if impossible:
+        return IMPOSSIBLE_KEY
     return pk[0] if len(pk) == 1 else pk
+
+
+IMPOSSIBLE_KEY: Any = object()  # _identity's answer for a key no row can have
 
 
 def _describe(model: type, ident: Any) -> str:
     values = ident if isinstance(ident, tuple) else (ident,)
     return ", ".join(
-        f"{name}={value!r}" for name, value in zip(_pk_names(model), values, strict=False)
+        f"{name}={_shown(value)}" for name, value in zip(_pk_names(model), values, strict=False)
     )
+
+
+def _shown(value: Any) -> str:
+    """A key for a message: huge ints cut short (repr() refuses ints over 4,300 digits)."""
+    if type(value) is int and value.bit_length() > 64:
+        return f"<an int of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:97]}..."

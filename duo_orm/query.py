@@ -25,6 +25,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.elements import UnaryExpression
 
 from . import bulk, dispatch, streaming
+from ._values import screen_condition
 from .columns import column_specs
 from .exceptions import (
     ConfigurationError,
@@ -82,7 +83,9 @@ class Query(Generic[M]):
                     f"where() takes column expressions such as {self.model.__name__}.id > 1, "
                     f"not {condition!r}"
                 )
-        return dataclasses.replace(self, conditions=self.conditions + tuple(conditions))
+        dialect = self.model.__duo_database__.dialect
+        screened = tuple(screen_condition(condition, dialect) for condition in conditions)
+        return dataclasses.replace(self, conditions=self.conditions + screened)
 
     def filter_by(self, **equals: Any) -> Query[M]:
         """Keep rows whose columns equal the given values."""
@@ -152,6 +155,8 @@ class Query(Generic[M]):
                 f"order_by_count must be 'asc' or 'desc', not {order_by_count!r}"
             )
         attribute = getattr(self.model, name)
+        if where is not None:
+            where = screen_condition(where, self.model.__duo_database__.dialect)
         loaded = attribute.and_(where) if where is not None else attribute
         option = selectinload(loaded) if loader == "selectin" else joinedload(loaded)
         query = dataclasses.replace(
