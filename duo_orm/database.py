@@ -100,7 +100,9 @@ class Database:
         """Whether ORM calls made here run inside a ``db.transaction()`` block."""
         ambient = self._ambient.get()
         if isinstance(ambient, DeferredFrame):  # asking must not open it
-            return not ambient.closed and (ambient.frame is None or ambient.frame.active)
+            if ambient.closed or ambient.declined:
+                return False
+            return ambient.frame is None or ambient.frame.active
         return ambient is not None and ambient.active
 
     def standalone_session(self) -> StandaloneSession:

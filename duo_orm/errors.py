@@ -65,7 +65,22 @@ MYSQL_UNAVAILABLE = {2002, 2003, 2006, 2013}
 # unpaired surrogate. SQLAlchemy leaves them raw when the cursor raises them, and wraps
 # them in a plain StatementError when a bind processor does.
 _VALUE_ERRORS = (OverflowError, UnicodeEncodeError)
-_DRIVER_MODULES = ("sqlalchemy", "sqlite3", "aiosqlite", "psycopg", "asyncpg", "pymysql", "asyncmy")
+# where a driver's socket errors are raised from, below the driver's own frames
+_IO_MODULES = ("asyncio", "socket", "ssl", "uvloop", "anyio", "concurrent", "selectors")
+_DRIVER_MODULES = (
+    "sqlalchemy",
+    "sqlite3",
+    "aiosqlite",
+    "psycopg",
+    "asyncpg",
+    "pymysql",
+    "asyncmy",
+    "aiomysql",
+    "MySQLdb",
+    "oracledb",
+    "pyodbc",
+    "aioodbc",
+)
 
 
 def translate(error: BaseException) -> BaseException:
@@ -140,13 +155,15 @@ def _raised_by_driver(error: BaseException) -> bool:
     """Whether ``error`` came out of SQLAlchemy or a driver (not out of application code)."""
     if isinstance(error, sa_exc.StatementError):
         return True
+    frames = []
     tb = error.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
+    while tb is not None:
+        frames.append(str(tb.tb_frame.f_globals.get("__name__", "")))
         tb = tb.tb_next
-    module = str(tb.tb_frame.f_globals.get("__name__", ""))
-    return module.startswith(_DRIVER_MODULES)
+    for module in reversed(frames):  # innermost first, past the event loop and sockets
+        if not module.startswith(_IO_MODULES):
+            return module.startswith(_DRIVER_MODULES)
+    return False
 
 
 def _codes(driver_error: Any) -> tuple[str | None, int | None]:
@@ -187,9 +204,11 @@ def _is_unavailable(error: BaseException) -> bool:
     asyncpg lets the socket's errors (refused, timed out, host not found) escape
     unwrapped when a connection cannot be opened, so those count too.
     """
-    socket_errors = (ConnectionError, TimeoutError, socket.gaierror)
-    if isinstance(error, (sa_exc.DisconnectionError, *socket_errors)):
+    if isinstance(error, sa_exc.DisconnectionError):
         return True
+    if isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)):
+        # the driver's, not one from the app's own network calls inside a hook
+        return _raised_by_driver(error)
     if not isinstance(error, sa_exc.DBAPIError):
         return False
     if error.connection_invalidated:  # the dialect recognised a disconnect

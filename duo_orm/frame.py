@@ -81,13 +81,14 @@ class DeferredFrame:
     all share this object) opens the real frame.
     """
 
-    __slots__ = ("_calls", "_lock", "_open_frame", "closed", "frame")
+    __slots__ = ("_calls", "_lock", "_open_frame", "closed", "declined", "frame")
 
     def __init__(self, open_frame: Callable[[], Frame | None]) -> None:
         self._open_frame: Callable[[], Frame | None] | None = open_frame
         self._lock = threading.Lock()
         self.frame: Frame | None = None
         self.closed = False
+        self.declined = False  # the route opted out: its calls run in statement mode
         self._calls: CallRegistry | None = None
 
     def calls(self) -> CallRegistry:
@@ -113,11 +114,12 @@ class DeferredFrame:
     def resolve(self) -> Frame | None:
         """The real frame, opened now if needed; ``None`` if the opener declines
         (a route that opted out of the request transaction runs in statement mode)."""
-        if self.frame is None and not self.closed:
+        if self.frame is None and not (self.closed or self.declined):
             with self._lock:
                 if self.frame is None and self._open_frame is not None:
                     self.frame = self._open_frame()
                     if self.frame is None:
-                        self.closed = True
+                        # still open for the request's bookkeeping (calls never awaited)
+                        self.declined = True
                         self._open_frame = None
         return self.frame

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import dispatch
+from ._shown import shown
 from .bulk import all_or_nothing
 from .columns import ColumnSpec, _parse_set_on, column_specs, stamped_keys
 from .exceptions import (
@@ -603,13 +604,5 @@ IMPOSSIBLE_KEY: Any = object()  # _identity's answer for a key no row can have
 def _describe(model: type, ident: Any) -> str:
     values = ident if isinstance(ident, tuple) else (ident,)
     return ", ".join(
-        f"{name}={_shown(value)}" for name, value in zip(_pk_names(model), values, strict=False)
+        f"{name}={shown(value)}" for name, value in zip(_pk_names(model), values, strict=False)
     )
-
-
-def _shown(value: Any) -> str:
-    """A key for a message: huge ints cut short (repr() refuses ints over 4,300 digits)."""
-    if type(value) is int and value.bit_length() > 64:
-        return f"<an int of {value.bit_length()} bits>"
-    text = repr(value)
-    return text if len(text) <= 100 else f"{text[:97]}..."

@@ -25,6 +25,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.elements import UnaryExpression
 
 from . import bulk, dispatch, streaming
+from ._shown import shown
 from ._values import screen_condition
 from .columns import column_specs
 from .exceptions import (
@@ -343,7 +344,8 @@ class Query(Generic[M]):
         specs = column_specs(self.model)
         if not isinstance(name, str) or name not in specs:
             raise InvalidQueryError(
-                f"{self.model.__name__} has no field {_shown(name)}; fields are: {', '.join(specs)}"
+                f"{self.model.__name__} has no field {shown(name, 40)}; "
+                f"fields are: {', '.join(specs)}"
             )
         attribute: InstrumentedAttribute[Any] = getattr(self.model, name)
         return attribute
@@ -373,7 +375,7 @@ class Query(Generic[M]):
             name = term[1:] if descending else term
             if allowed is not None and name not in allowed:
                 raise InvalidQueryError(
-                    f"{self.model.__name__} cannot be sorted by {_shown(name)}; "
+                    f"{self.model.__name__} cannot be sorted by {shown(name, 40)}; "
                     f"sortable fields are: {', '.join(allowed) or '(none)'}"
                 )
             column = self._column(name)
@@ -394,13 +396,6 @@ class Query(Generic[M]):
                 f"{', '.join(relationships.keys()) or '(none)'}"
             )
         return relationships[name]
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    """``value`` for an error message, cut short: a client's 60 KB sort string stays out."""
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]!r}... ({len(value)} characters)"
-    return repr(value)
 
 
 def _non_negative(name: str, value: int) -> int:

@@ -1,8 +1,12 @@
-"""The ``unit_of_work`` dependency: put a route, router or app in the request transaction."""
+"""``Depends(unit_of_work)``: the request transaction's session, for raw statements.
+
+Every request already runs in its unit of work (``DuoORM(app, db)``); the 0.1 style
+of declaring the dependency keeps working, and on an excluded or opted-out route it
+opens the transaction explicitly.
+"""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -10,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm import Database
 from duo_orm.web import open_unit, request_state
+from duo_orm.web.routes import runs_in_thread
 
 
 async def unit_of_work(request: Request) -> AsyncSession:
@@ -22,17 +27,11 @@ async def unit_of_work(request: Request) -> AsyncSession:
 
 
 async def _session(request: Request, db: Database | None) -> AsyncSession:
-    in_thread = _runs_in_thread(request)
-    if in_thread:  # before the endpoint takes its thread (see transaction_gate)
-        await request_state(request.scope).hold_thread_gates()
-    unit = await open_unit(request.scope, db, gated=in_thread)
-    return unit.session
-
-
-def _runs_in_thread(request: Request) -> bool:
-    """FastAPI runs ``def`` endpoints (and their response validation) in its thread pool."""
     endpoint = request.scope.get("endpoint")
-    return endpoint is not None and not inspect.iscoroutinefunction(endpoint)
+    if endpoint is not None and runs_in_thread(endpoint):  # before it takes its thread
+        await request_state(request.scope).hold_thread_gates()
+    unit = await open_unit(request.scope, db)
+    return unit.session
 
 
 def unit_of_work_for(db: Database) -> Callable[[Request], Awaitable[AsyncSession]]:
@@ -41,5 +40,4 @@ def unit_of_work_for(db: Database) -> Callable[[Request], Awaitable[AsyncSession
     async def dependency(request: Request) -> AsyncSession:
         return await _session(request, db)
 
-    dependency.__duo_orm_unit_of_work__ = True  # type: ignore[attr-defined]
     return dependency

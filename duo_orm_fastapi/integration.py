@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
@@ -15,10 +14,10 @@ from duo_orm import Database
 from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
 from duo_orm.web.errors import ErrorStyle, render
 from duo_orm.web.openapi import error_statuses
-from duo_orm.web.routes import endpoint_opted_out, gate_threaded, is_gated
-from duo_orm.web.unit_of_work import SCOPE_KEY, RequestState
+from duo_orm.web.routes import endpoint_opted_out
 
 from .errors import install_error_handlers, responses_for
+from .gating import gate_threaded_routes, gating_routes_at_startup
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
@@ -66,10 +65,10 @@ class DuoORM:
         )
         install_error_handlers(app, error_style=error_style)
         gate_threaded_routes(app)
+        lifespan = app.router.lifespan_context
         if manage_lifespan:
-            app.router.lifespan_context = _gating_routes_at_startup(
-                compose_lifespan(databases, app.router.lifespan_context)
-            )
+            lifespan = compose_lifespan(databases, lifespan)
+        app.router.lifespan_context = gating_routes_at_startup(lifespan)
         self._document_errors()
 
     def _document_errors(self) -> None:
@@ -112,66 +111,6 @@ class DuoORM:
             return schema
 
         app.openapi = openapi  # type: ignore[method-assign]
-
-
-def gate_threaded_routes(app: FastAPI) -> None:
-    """Hold a place at the transaction gate before a ``def`` endpoint takes a worker thread.
-
-    FastAPI runs ``def`` endpoints, and then their response validation, in its
-    thread pool: a request holding a connection needs a second thread to finish.
-    Waiting for the gate in the event loop, not in a thread, keeps one free.
-    Routes added after ``DuoORM(app, db)`` are wrapped when the app starts.
-    """
-    _gate_routes(app.router.routes)
-
-
-def _gate_routes(routes: Sequence[Any]) -> None:
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:  # FastAPI >= 0.13x keeps included routers as a branch
-            _gate_routes(included.routes)
-            continue
-        if not isinstance(route, APIRoute) or _is_async(route.endpoint):
-            continue
-        if not is_gated(route.app):  # the route as FastAPI serves it directly
-            route.app = gate_threaded(route.app)
-        if not is_gated(route.get_route_handler):  # and as an included router rebuilds it
-            route.get_route_handler = _gated_handler_factory(route.get_route_handler)  # type: ignore[method-assign]
-
-
-def _gated_handler_factory(make: Callable[[], RequestHandler]) -> Callable[[], RequestHandler]:
-    def make_gated() -> RequestHandler:
-        handler = make()
-
-        async def gated(request: Request) -> Response:
-            state = request.scope.get(SCOPE_KEY)
-            if isinstance(state, RequestState) and state.deferred and not state.opted_out():
-                await state.hold_thread_gates()
-            return await handler(request)
-
-        return gated
-
-    setattr(make_gated, "__duo_orm_gated__", True)  # noqa: B010
-    return make_gated
-
-
-RequestHandler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-
-def _is_async(endpoint: Callable[..., Any]) -> bool:
-    call = endpoint if inspect.isroutine(endpoint) else getattr(endpoint, "__call__", None)  # noqa: B004
-    return inspect.iscoroutinefunction(call)
-
-
-def _gating_routes_at_startup(inner: Lifespan) -> Lifespan:
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[Any]:
-        if isinstance(app, FastAPI):
-            gate_threaded_routes(app)
-        async with inner(app) as state:
-            yield state
-
-    return lifespan
 
 
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

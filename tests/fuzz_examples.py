@@ -144,7 +144,7 @@ def fuzz(schemathesis: str, framework: str, database: str, url: str, examples: i
                 "30",
                 "--no-color",
             ],
-            cwd=ROOT,
+            cwd=tempfile.mkdtemp(prefix="duo-orm-fuzz-run-"),  # its cache stays out of the repo
             capture_output=True,
             text=True,
             timeout=1800,

@@ -131,3 +131,21 @@ def test_unique_violation_names_the_constraint_on_postgresql(shop: Shop) -> None
     if shop.db.dialect == "postgresql":
         assert info.value.constraint == "owners_email_key"
     assert "owners" in str(info.value)
+
+
+def test_a_hooks_own_network_error_is_not_database_unavailable(tmp_path: Any) -> None:
+    """A ``validate()`` that calls another service and fails must not blame the database
+    (a 503 and an ERROR that send the operator to the wrong server)."""
+    db = Database(f"sqlite:///{tmp_path / 'hooks.db'}")
+
+    class Signup(db.Model):
+        __tablename__ = "signups"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+        def validate(self) -> None:
+            raise ConnectionRefusedError("the e-mail checker is down")
+
+    db.create_all()
+    with pytest.raises(ConnectionRefusedError, match="e-mail checker"):
+        Signup.create({})
+    db.disconnect()

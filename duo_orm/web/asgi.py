@@ -57,7 +57,8 @@ class UnitOfWorkMiddleware:
     ) -> None:
         """Every HTTP request gets a lazy transaction per database (no connection until
         the first statement). ``exclude_paths`` get none (their calls run in statement
-        mode unless a handler opts in explicitly), ``read_only_paths`` always roll back,
+        mode unless a handler asks for the session explicitly), ``read_only_paths`` always
+        roll back,
         and ``route_opted_out(scope)`` lets an adapter decline it for a matched route.
         ``client_gone_errors`` are the framework's "the client hung up" exceptions: an
         INFO line, not a traceback."""
@@ -72,12 +73,6 @@ class UnitOfWorkMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
-        if self.exclude_paths and _matches(scope.get("path", ""), self.exclude_paths):
-            try:
-                await self.app(scope, receive, send)
-            except self.client_gone_errors:
-                log_client_gone(scope)
             return
         state = RequestState(self.databases)
         path = scope.get("path", "") if self.exclude_paths or self.read_only_paths else ""
@@ -105,18 +100,24 @@ class UnitOfWorkMiddleware:
             nonlocal replaced
             if replaced:
                 raise ResponseReplaced
-            if message["type"] == "http.response.start" and state.needs_settling():
-                if request_read and not state.client_gone:
-                    await _notice_disconnect(watched_receive)
-                failure = await state.finish(int(message["status"]))
-                if failure is not None:
-                    replaced = True
-                    status, headers, body = self.render_error(failure)
-                    await send(
-                        {"type": "http.response.start", "status": status, "headers": headers}
-                    )
-                    await send({"type": "http.response.body", "body": body})
-                    raise ResponseReplaced
+            if message["type"] == "http.response.start":
+                if not state.needs_settling():
+                    # Nothing opened: close the window, so a background task or a
+                    # streaming body runs in statement mode instead of opening the
+                    # request transaction nobody would commit.
+                    state.close()
+                else:
+                    if request_read and not state.client_gone:
+                        await _notice_disconnect(watched_receive)
+                    failure = await state.finish(int(message["status"]))
+                    if failure is not None:
+                        replaced = True
+                        status, headers, body = self.render_error(failure)
+                        await send(
+                            {"type": "http.response.start", "status": status, "headers": headers}
+                        )
+                        await send({"type": "http.response.body", "body": body})
+                        raise ResponseReplaced
             await send(message)
 
         try:

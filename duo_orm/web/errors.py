@@ -9,8 +9,9 @@ nothing beyond the status. A client error's body never exceeds
 ``MAX_CLIENT_ERROR_BYTES``, whatever the client sent.
 
 Logging, on the ``duo_orm.web`` logger (part of the ``duo_orm`` tree): a 5xx is
-logged once at ERROR with its traceback, SQL parameters hidden; a 4xx only at
-DEBUG, so a hostile client cannot flood the log.
+logged once at ERROR with its traceback, SQL parameters hidden; a handler's 4xx only
+at DEBUG, so a hostile client cannot flood the log. (A COMMIT refused with a 409 is a
+WARNING, logged by the unit of work: the handler thought it had succeeded.)
 """
 
 from __future__ import annotations

@@ -1,17 +1,19 @@
 """One HTTP request's unit of work, shared by every adapter.
 
-A request gets a ``RequestState`` in its ASGI scope. Handlers that want the
-request transaction (a FastAPI dependency, the Starlette middleware, the
-Litestar plugin) open a ``db.transaction()`` for it with :func:`open_unit`;
-no connection is taken until the first statement. The adapter then calls
-:meth:`RequestState.finish` with the response status just before the response
-starts: below 400 commits, anything else rolls back, and a failed commit comes
-back as an :class:`ErrorInfo` to send instead of the original response.
+The middleware gives each request a ``RequestState`` in its ASGI scope and, per
+database, a deferred transaction (:func:`defer_unit`) that opens at the first ORM
+call, from whichever task or worker thread makes it. :func:`open_unit` hands a
+handler the session for raw statements (opening one explicitly on an excluded
+route). Just before the response starts the middleware calls
+:meth:`RequestState.finish` with its status: below 400 commits, anything else rolls
+back, and a failed commit comes back as an :class:`ErrorInfo` to send instead of
+the original response.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable, MutableMapping, Sequence
@@ -48,7 +50,6 @@ class Unit:
     db: Database
     block: TransactionBlock
     session: AsyncSession
-    gate: anyio.Semaphore | None = None
 
 
 @dataclass(slots=True)
@@ -143,8 +144,10 @@ class RequestState:
             and failure is None
             and not (self.client_gone or self.read_only)
         )
-        for unit in self.units:
-            try:
+        waiting = list(self.units)
+        try:
+            while waiting:
+                unit = waiting.pop(0)
                 if commit and failure is None:
                     try:
                         await unit.block.__aexit__(None, None, None)
@@ -153,9 +156,12 @@ class RequestState:
                     continue
                 with anyio.CancelScope(shield=True):
                     await unit.block.__aexit__(_Rollback, _Rollback(), None)
-            finally:
-                if unit.gate is not None:
-                    unit.gate.release()
+        finally:
+            # A cancelled COMMIT or a failing rollback must not leave the other
+            # databases' sessions holding their connections.
+            for unit in waiting:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await unit.block.__aexit__(_Rollback, _Rollback(), None)
         return failure
 
 
@@ -184,15 +190,9 @@ def request_state(scope: MutableMapping[str, Any]) -> RequestState:
     return state
 
 
-async def open_unit(
-    scope: MutableMapping[str, Any], db: Database | None = None, *, gated: bool = False
-) -> Unit:
-    """The request's transaction on ``db``: opened on first request, reused after that.
-
-    ``gated`` bounds how many such transactions are open at once (see
-    :func:`transaction_gate`); adapters ask for it for handlers that run in
-    worker threads.
-    """
+async def open_unit(scope: MutableMapping[str, Any], db: Database | None = None) -> Unit:
+    """The request's transaction on ``db``: the deferred one, opened now, or (on an
+    excluded or opted-out route) a new one; reused after that."""
     state = request_state(scope)
     database = state.database(db)
     deferred = state.deferred.get(database)
@@ -203,17 +203,9 @@ async def open_unit(
             return unit
     if state.finished:
         raise ConfigurationError("The response has started; the request transaction is over.")
-    gate = transaction_gate(database) if gated and not state.gates else None
-    if gate is not None:
-        await gate.acquire()
-    try:
-        block = database.transaction()
-        session = await block.__aenter__()
-    except BaseException:
-        if gate is not None:
-            gate.release()
-        raise
-    unit = Unit(database, block, session, gate)
+    block = database.transaction()
+    session = await block.__aenter__()
+    unit = Unit(database, block, session)
     state.units.append(unit)
     return unit
 

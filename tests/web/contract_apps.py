@@ -10,6 +10,8 @@ Routes, the same in every framework and handler flavour:
 - ``POST /optout/then-http-error``: ``@statement_mode``, writes, then answers 400
 - ``POST /health/then-http-error``: under ``exclude_paths``, writes, then answers 400
 - ``POST /reports/create``: under ``read_only_paths``, writes, answers 200
+- ``POST /plain/background-only``: no ORM call, a background task that writes
+- ``POST /optout/unawaited``: ``@statement_mode``, then an ORM call without ``await``
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio.from_thread
-from fastapi import FastAPI
+from fastapi import BackgroundTasks, FastAPI
 from fastapi import HTTPException as FastAPIHTTPException
 from fastapi.responses import StreamingResponse
 from litestar import Litestar, post
+from litestar import Response as LitestarResponse
 from litestar.background_tasks import BackgroundTask as LitestarTask
 from litestar.exceptions import HTTPException as LitestarHTTPException
 from litestar.params import JSONBody
@@ -64,6 +67,23 @@ def _background(shop: Shop) -> StarletteTask:
 
 def _litestar_background(shop: Shop) -> LitestarTask:
     return LitestarTask(shop.background.append, ("background task ran", False))
+
+
+def _writer(shop: Shop, handlers: Handlers) -> Any:
+    """A background task that writes, in the handlers' flavour."""
+    if handlers == "async":
+
+        async def write(name: str) -> None:
+            await shop.Item.create(name=name)
+            shop.background.append((name, shop.db.in_transaction))
+
+        return write
+
+    def write_sync(name: str) -> None:
+        shop.Item.create(name=name)
+        shop.background.append((name, shop.db.in_transaction))
+
+    return write_sync
 
 
 def _body_ran(shop: Shop, count: int) -> bytes:
@@ -150,6 +170,35 @@ def _fastapi(shop: Shop, handlers: Handlers) -> Any:
         @app.post("/reports/create")
         def read_only_sync(payload: Name) -> dict[str, bool]:
             Item.create(payload)
+            return {"ok": True}
+
+    write = _writer(shop, handlers)
+    if handlers == "async":
+
+        @app.post("/plain/background-only")
+        async def background_only(payload: Name, tasks: BackgroundTasks) -> dict[str, bool]:
+            tasks.add_task(write, payload.name)
+            return {"ok": True}
+
+        @app.post("/optout/unawaited")
+        @statement_mode
+        async def opted_out_unawaited(payload: Name) -> dict[str, bool]:
+            await Item.create(name=payload.name + "-first")
+            Item.create(name=payload.name)  # the forgotten await
+            return {"ok": True}
+
+    else:
+
+        @app.post("/plain/background-only")
+        def background_only_sync(payload: Name, tasks: BackgroundTasks) -> dict[str, bool]:
+            tasks.add_task(write, payload.name)
+            return {"ok": True}
+
+        @app.post("/optout/unawaited")
+        @statement_mode
+        def opted_out_unawaited_sync(payload: Name) -> dict[str, bool]:
+            Item.create(name=payload.name + "-first")
+            Item.create(name=payload.name)
             return {"ok": True}
 
     DuoORM(app, shop.db, exclude_paths=EXCLUDE, read_only_paths=READ_ONLY)
@@ -239,6 +288,41 @@ def _starlette(shop: Shop, handlers: Handlers) -> Any:
             Route("/optout/then-http-error", opted_out_sync, methods=["POST"]),
             Route("/health/then-http-error", then_http_error_sync, methods=["POST"]),
             Route("/reports/create", read_only_sync, methods=["POST"]),
+        ]
+    write = _writer(shop, handlers)
+    if handlers == "async":
+
+        async def background_only(request: Request) -> Response:
+            name = await name_of(request)
+            return JSONResponse({"ok": True}, background=StarletteTask(write, name))
+
+        @starlette_statement_mode
+        async def opted_out_unawaited(request: Request) -> Response:
+            name = await name_of(request)
+            await Item.create(name=name + "-first")
+            Item.create(name=name)  # the forgotten await
+            return JSONResponse({"ok": True})
+
+        routes += [
+            Route("/plain/background-only", background_only, methods=["POST"]),
+            Route("/optout/unawaited", opted_out_unawaited, methods=["POST"]),
+        ]
+    else:
+
+        def background_only_sync(request: Request) -> Response:
+            name = name_sync(request)
+            return JSONResponse({"ok": True}, background=StarletteTask(write, name))
+
+        @starlette_statement_mode
+        def opted_out_unawaited_sync(request: Request) -> Response:
+            name = name_sync(request)
+            Item.create(name=name + "-first")
+            Item.create(name=name)
+            return JSONResponse({"ok": True})
+
+        routes += [
+            Route("/plain/background-only", background_only_sync, methods=["POST"]),
+            Route("/optout/unawaited", opted_out_unawaited_sync, methods=["POST"]),
         ]
     return Starlette(
         routes=routes,
@@ -339,5 +423,34 @@ def _litestar(shop: Shop, handlers: Handlers) -> Any:
             excluded_sync,
             read_only_sync,
         ]
+    write = _writer(shop, handlers)
+    if handlers == "async":
+
+        @post("/plain/background-only", status_code=200)
+        async def background_only(data: JSONBody[Name]) -> LitestarResponse[dict[str, bool]]:
+            return LitestarResponse({"ok": True}, background=LitestarTask(write, data.name))
+
+        @post("/optout/unawaited", status_code=200, opt={"statement_mode": True})
+        async def opted_out_unawaited(data: JSONBody[Name]) -> dict[str, bool]:
+            await Item.create(name=data.name + "-first")
+            Item.create(name=data.name)  # the forgotten await
+            return {"ok": True}
+
+        handlers_list += [background_only, opted_out_unawaited]
+    else:
+
+        @post("/plain/background-only", status_code=200, sync_to_thread=True)
+        def background_only_sync(data: JSONBody[Name]) -> LitestarResponse[dict[str, bool]]:
+            return LitestarResponse({"ok": True}, background=LitestarTask(write, data.name))
+
+        @post(
+            "/optout/unawaited", status_code=200, opt={"statement_mode": True}, sync_to_thread=True
+        )
+        def opted_out_unawaited_sync(data: JSONBody[Name]) -> dict[str, bool]:
+            Item.create(name=data.name + "-first")
+            Item.create(name=data.name)
+            return {"ok": True}
+
+        handlers_list += [background_only_sync, opted_out_unawaited_sync]
     plugin = DuoORMPlugin(shop.db, exclude_paths=EXCLUDE, read_only_paths=READ_ONLY)
     return Litestar(route_handlers=handlers_list, plugins=[plugin])

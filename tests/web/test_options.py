@@ -143,6 +143,21 @@ async def test_fastapi_app_wide_dependency(shop: Shop) -> None:
     assert names(shop) == ["a"]
 
 
+async def test_fastapi_session_dependency_on_an_excluded_path_opens_a_transaction(
+    shop: Shop,
+) -> None:
+    app = FastAPI()
+
+    @app.post("/health/{name}", dependencies=[Depends(unit_of_work)])
+    async def create(name: str) -> dict[str, bool]:
+        await shop.Item.create(name=name)
+        return {"in_transaction": shop.db.in_transaction}
+
+    DuoORM(app, shop.db, exclude_paths=["/health"])
+    assert (await call(app, "POST", "/health/a")).json() == {"in_transaction": True}
+    assert names(shop) == ["a"]
+
+
 async def test_fastapi_dependency_without_the_middleware_fails_loudly(shop: Shop) -> None:
     app = FastAPI()
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -98,6 +99,31 @@ async def test_a_forgotten_await_fails_the_request_and_names_the_call_site(
     assert record.levelno == logging.ERROR
     assert ".create()" in record.getMessage() and f"{CONTRACT_APPS}:" in record.getMessage()
     assert client.checked_out() == 0
+
+
+async def test_a_forgotten_await_after_other_calls_fails_a_statement_mode_route(
+    client: Client,
+) -> None:
+    response = await client.http.post("/optout/unawaited", json={"name": "lost"})
+    if client.handlers == "sync":
+        assert response.status_code == 200
+        assert client.names() == ["lost", "lost-first"]
+        return
+    assert response.status_code == 500
+    assert client.names() == ["lost-first"]  # statement mode: the awaited call committed
+
+
+async def test_a_background_task_of_a_request_that_made_no_orm_call_keeps_its_write(
+    client: Client,
+) -> None:
+    response = await client.http.post("/plain/background-only", json={"name": "later"})
+    assert response.status_code == 200
+    for _ in range(200):
+        if client.shop.background:
+            break
+        await anyio.sleep(0.01)
+    assert client.shop.background == [("later", False)]  # statement mode, committed
+    assert client.names() == ["later"]
 
 
 async def test_a_failed_commit_is_logged_once_and_stops_the_body_and_task_it_replaced(
