@@ -16,11 +16,11 @@ from duo_orm.web.errors import (
     PROBLEM_CONTENT_TYPE,
     ErrorInfo,
     ErrorStyle,
-    describe_handled,
     error_body,
     log_client_error,
 )
 from duo_orm.web.openapi import DESCRIPTIONS, RETRY_AFTER
+from duo_orm_starlette.errors import database_error_handler
 
 
 def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") -> None:
@@ -32,13 +32,6 @@ def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") 
     back as a 60 KB answer. A body that fits is FastAPI's, byte for byte.
     """
 
-    async def handle(request: Request, exc: Exception) -> Response:
-        info = describe_handled(exc)
-        body, content_type = error_body(info, error_style)
-        return JSONResponse(
-            body, status_code=info.status, media_type=content_type, headers=info.headers
-        )
-
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         info = ErrorInfo(422, "Invalid request", errors=jsonable_encoder(exc.errors()))
@@ -46,8 +39,8 @@ def install_error_handlers(app: FastAPI, *, error_style: ErrorStyle = "native") 
         body, content_type = error_body(info, "native")  # FastAPI's own shape, documented so
         return JSONResponse(body, status_code=422, media_type=content_type)
 
-    app.add_exception_handler(DuoOrmError, handle)
-    app.add_exception_handler(SQLAlchemyError, handle)
+    for error in (DuoOrmError, SQLAlchemyError):  # the same answers as the Starlette adapter's
+        app.add_exception_handler(error, database_error_handler(error_style))
     app.add_exception_handler(RequestValidationError, invalid_request)
 
 

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.requests import ClientDisconnect
 
 from duo_orm import Database
-from duo_orm.web import UnitOfWorkMiddleware, compose_lifespan
-from duo_orm.web.errors import ErrorStyle, render
+from duo_orm.web import compose_lifespan
+from duo_orm.web.errors import ErrorStyle
 from duo_orm.web.openapi import error_statuses
-from duo_orm.web.routes import endpoint_opted_out
+from duo_orm_starlette.middleware import DuoORMMiddleware, duo_lifespan
 
 from .errors import install_error_handlers, responses_for
 from .gating import gate_threaded_routes, gating_routes_at_startup
 
-Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
-
-
-def duo_lifespan(*databases: Database, lifespan: Lifespan | None = None) -> Lifespan:
-    """``FastAPI(lifespan=duo_lifespan(db))``: connect at startup, dispose at shutdown.
-
-    Pass your own lifespan as ``lifespan=`` and it runs inside, with the
-    databases already connected.
-    """
-    return compose_lifespan(databases, lifespan)
+__all__ = ["DuoORM", "duo_lifespan"]  # duo_lifespan is the Starlette adapter's
 
 
 class DuoORM:
@@ -54,14 +43,12 @@ class DuoORM:
         self.app = app
         self.databases = databases
         self.error_style: ErrorStyle = error_style
-        app.add_middleware(
-            UnitOfWorkMiddleware,
+        app.add_middleware(  # the Starlette adapter's middleware: FastAPI is Starlette
+            DuoORMMiddleware,
             databases=databases,
-            render_error=lambda info: render(info, error_style),
+            error_style=error_style,
             exclude_paths=exclude_paths,
             read_only_paths=read_only_paths,
-            route_opted_out=endpoint_opted_out,
-            client_gone_errors=(ClientDisconnect,),
         )
         install_error_handlers(app, error_style=error_style)
         gate_threaded_routes(app)

@@ -26,21 +26,29 @@ def duo_exception_handlers(*, error_style: ErrorStyle = "native") -> dict[Any, H
     cannot decode (malformed, not text, nested too deeply) is a 400.
     """
 
-    def respond(info: ErrorInfo) -> Response:
-        body, content_type = error_body(info, error_style)
-        return JSONResponse(
-            body, status_code=info.status, media_type=content_type, headers=info.headers
-        )
-
-    async def database_error(request: Request, exc: Exception) -> Response:
-        return respond(describe_handled(exc))
-
     async def body_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PydanticValidationError)
-        return respond(request_body_error(exc))
+        return _respond(request_body_error(exc), error_style)
 
+    database_error = database_error_handler(error_style)
     return {
         DuoOrmError: database_error,
         SQLAlchemyError: database_error,
         PydanticValidationError: body_error,
     }
+
+
+def database_error_handler(error_style: ErrorStyle) -> Handler:
+    """The handler for duo-orm (and raw SQLAlchemy) errors; the FastAPI adapter uses it too."""
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        return _respond(describe_handled(exc), error_style)
+
+    return database_error
+
+
+def _respond(info: ErrorInfo, error_style: ErrorStyle) -> Response:
+    body, content_type = error_body(info, error_style)
+    return JSONResponse(
+        body, status_code=info.status, media_type=content_type, headers=info.headers
+    )
