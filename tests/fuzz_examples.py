@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -158,6 +159,9 @@ def fuzz(schemathesis: str, framework: str, database: str, url: str, examples: i
         (line.strip("= ").strip() for line in reversed(output.splitlines()) if " in " in line),
         "no summary",
     )
+    generated = re.search(r"(\d+) generated", output)
+    if generated:
+        summary = f"{generated.group(1)} requests, {summary}"
     if run.returncode != 0:
         print(output[-6000:], file=sys.stderr)
     errors = [

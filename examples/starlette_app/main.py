@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -51,6 +52,11 @@ async def bump_all(request: Request) -> Response:
     return JSONResponse(bumped)
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
 @asynccontextmanager
 async def create_tables(app: Starlette) -> AsyncIterator[None]:
     await db.create_all()  # a demo convenience; real projects use migrations
@@ -67,5 +73,7 @@ app = Starlette(
     ],
     middleware=[Middleware(DuoORMMiddleware, db=db)],
     lifespan=duo_lifespan(db, lifespan=create_tables),
-    exception_handlers=duo_exception_handlers(),
+    # the FastAPI example's API: Starlette's own errors (an unknown path, a wrong method)
+    # answer in the same {"detail": ...} shape as the ORM's
+    exception_handlers={HTTPException: http_error, **duo_exception_handlers()},
 )
