@@ -58,8 +58,8 @@ class UnitOfWorkMiddleware:
         """Every HTTP request gets a lazy transaction per database (no connection until
         the first statement). ``exclude_paths`` get none (their calls run in statement
         mode unless a handler asks for the session explicitly), ``read_only_paths`` always
-        roll back,
-        and ``route_opted_out(scope)`` lets an adapter decline it for a matched route.
+        roll back, and ``route_opted_out(scope)`` lets an adapter decline it for a matched
+        route.
         ``client_gone_errors`` are the framework's "the client hung up" exceptions: an
         INFO line, not a traceback."""
         self.app = app
