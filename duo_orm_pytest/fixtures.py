@@ -26,10 +26,12 @@ __all__ = [
     "duo_orm_app",
     "duo_orm_databases",
     "duo_orm_isolation",
+    "duo_orm_postgres_url",
     "duo_orm_url",
 ]
 
 ENV_URL = "DUO_ORM_TEST_URL"
+THROWAWAY_POSTGRES = "throwaway-postgresql"  # a duo_orm_url value: start a server
 COMMITS_MARKER = "duo_orm_commits"
 SCHEMA_MODES = ("create_all", "none")
 
@@ -60,13 +62,36 @@ def duo_orm_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """The URL the (first) Database is pointed at for the run; it gets wiped.
 
     ``--duo-orm-url``, then the ``duo_orm_url`` ini key, then ``$DUO_ORM_TEST_URL``,
-    else a SQLite file in a temporary directory. Override this fixture to
-    provision something else (e.g. a throwaway PostgreSQL database).
+    else a SQLite file in a temporary directory. The value ``throwaway-postgresql``
+    starts a PostgreSQL server for the run (``duo_orm_postgres_url``). Override
+    this fixture to provision anything else.
     """
     url = setting(request.config, "url") or os.environ.get(ENV_URL)
+    if url == THROWAWAY_POSTGRES:
+        return str(request.getfixturevalue("duo_orm_postgres_url"))
     if url:
         return str(url)
     return f"sqlite:///{tmp_path_factory.mktemp('duo_orm') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def duo_orm_postgres_url() -> Iterator[str]:
+    """A new database on a PostgreSQL server of the run's own, dropped at the end.
+
+    The server is started from the local binaries in a temporary directory and
+    listens on 127.0.0.1 only (``$DUO_TEST_POSTGRES_URL``, a role allowed to
+    CREATE DATABASE, replaces it). psycopg drives both the sync and async sides.
+    """
+    from .postgres import DatabaseFactory, postgres_server
+
+    with postgres_server() as admin_url:
+        factory = DatabaseFactory(admin_url)
+        created = factory.create()
+        try:
+            yield created.set(drivername="postgresql").render_as_string(hide_password=False)
+        finally:
+            factory.drop(created)
+            factory.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from .fixtures import (
     duo_orm_app,
     duo_orm_databases,
     duo_orm_isolation,
+    duo_orm_postgres_url,
     duo_orm_url,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "duo_orm_app",
     "duo_orm_databases",
     "duo_orm_isolation",
+    "duo_orm_postgres_url",
     "duo_orm_url",
     "pytest_addoption",
     "pytest_configure",
@@ -42,7 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "url",
             "string",
             "database URL the tests run on (default: $DUO_ORM_TEST_URL, "
-            "else a temporary SQLite file); it is wiped at the start",
+            "else a temporary SQLite file; `throwaway-postgresql` starts a server); "
+            "it is wiped at the start",
         ),
         ("app", "string", "import path of the ASGI app for the client fixtures, `module:app`"),
         (

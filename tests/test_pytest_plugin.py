@@ -2,8 +2,8 @@
 
 Each case writes a user's project (a Database, a model, an app on one of the three
 frameworks, ``[tool.pytest.ini_options]`` naming them) and runs its tests in a
-fresh pytest process on one of this suite's backends, once in file order and
-once reversed. Every test there that expects an empty table follows one that
+fresh pytest process on one of this suite's backends, in file order, reversed
+and shuffled with two seeds. Every test there that expects an empty table follows one that
 committed rows through the app, the ORM or a transaction block, so a single
 leak fails the run.
 """
@@ -165,6 +165,7 @@ app = Litestar(route_handlers=[signup, signup_in_a_thread, pair, count], plugins
 
 CONFTEST = """
 import os
+import random
 
 import pytest
 
@@ -175,8 +176,11 @@ def anyio_backend() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if os.environ.get("REVERSE_TESTS"):
+    order = os.environ.get("TEST_ORDER", "")
+    if order == "reversed":
         items.reverse()
+    elif order.startswith("seed="):  # pytest-randomly style shuffling, reproducible
+        random.Random(order).shuffle(items)
 """
 
 TESTS = """
@@ -280,14 +284,21 @@ def write_project(pytester: pytest.Pytester, framework: str) -> None:
 
 
 @pytest.mark.parametrize("framework", sorted(APPS))
-def test_user_project_is_isolated_in_both_orders(
+def test_user_project_is_isolated_in_any_order(
     pytester: pytest.Pytester, framework: str, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_project(pytester, framework)
-    for reverse in ("", "1"):
-        monkeypatch.setenv("REVERSE_TESTS", reverse)
+    for order in ("", "reversed", "seed=1", "seed=2"):
+        monkeypatch.setenv("TEST_ORDER", order)
         result = pytester.runpytest_subprocess(f"--duo-orm-url={url}", "-p", "no:randomly")
         result.assert_outcomes(passed=11)
+
+
+@pytest.mark.postgres
+def test_throwaway_postgresql_server(pytester: pytest.Pytester) -> None:
+    write_project(pytester, "fastapi")
+    result = pytester.runpytest_subprocess("--duo-orm-url=throwaway-postgresql")
+    result.assert_outcomes(passed=11)
 
 
 def test_plugin_is_inert_without_configuration(pytester: pytest.Pytester) -> None:
