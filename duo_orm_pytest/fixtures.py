@@ -42,10 +42,6 @@ def setting(config: pytest.Config, name: str) -> Any:
     return given if given else config.getini(f"duo_orm_{name}")
 
 
-def configured(config: pytest.Config) -> bool:
-    return bool(setting(config, "database"))
-
-
 def load(path: str, what: str) -> Any:
     """Import ``module:attribute`` (the attribute may be dotted)."""
     module_name, _, attribute = path.partition(":")
@@ -95,16 +91,22 @@ def duo_orm_postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def duo_orm_databases(request: pytest.FixtureRequest, duo_orm_url: str) -> Iterator[list[Database]]:
-    """The configured Databases, pointed at the test URL, with their schema made once.
+def duo_orm_databases(request: pytest.FixtureRequest) -> Iterator[list[Database]]:
+    """The Databases each test is isolated on, pointed at the test URL, schema made once.
 
-    The first Database gets ``duo_orm_url``; any further one its own temporary
-    SQLite file (override this fixture to place them elsewhere). The schema is
-    dropped and created (``duo_orm_schema = "none"`` leaves it alone, e.g. when
-    a fixture of yours runs migrations).
+    The configured ones (``duo_orm_database``): the first gets ``duo_orm_url``,
+    any further one its own temporary SQLite file. The schema is dropped and
+    created (``duo_orm_schema = "none"`` leaves it alone, e.g. when a fixture of
+    yours runs migrations). Empty when nothing is configured, which keeps the
+    plugin idle. Override it (in a conftest or a test module) to isolate
+    Databases you prepare yourself: return them, and each test there rolls back.
     """
     config = request.config
     paths: list[str] = list(setting(config, "database"))
+    if not paths:
+        yield []
+        return
+    duo_orm_url: str = request.getfixturevalue("duo_orm_url")
     schema = setting(config, "schema") or "create_all"
     if schema not in SCHEMA_MODES:
         raise pytest.UsageError(f"duo_orm_schema must be one of {SCHEMA_MODES}, got {schema!r}")
@@ -134,13 +136,13 @@ def duo_orm_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
 
     Per configured Database, one connection and an outer transaction that every
     session joins as a SAVEPOINT. A test marked ``duo_orm_commits`` commits for
-    real instead, and its tables are emptied afterwards. Does nothing when the
-    plugin is not configured.
+    real instead, and its tables are emptied afterwards. Does nothing when
+    ``duo_orm_databases`` is empty (the plugin is not configured).
     """
-    if not configured(request.config):
+    databases: list[Database] = request.getfixturevalue("duo_orm_databases")
+    if not databases:
         yield
         return
-    databases: list[Database] = request.getfixturevalue("duo_orm_databases")
     if request.node.get_closest_marker(COMMITS_MARKER):
         try:
             yield
