@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from duo_orm import Database
 
@@ -33,7 +37,7 @@ __all__ = [
 ENV_URL = "DUO_ORM_TEST_URL"
 THROWAWAY_POSTGRES = "throwaway-postgresql"  # a duo_orm_url value: start a server
 COMMITS_MARKER = "duo_orm_commits"
-SCHEMA_MODES = ("create_all", "none")
+SCHEMA_MODES = ("create_all", "migrations", "none")
 
 
 def setting(config: pytest.Config, name: str) -> Any:
@@ -96,8 +100,9 @@ def duo_orm_databases(request: pytest.FixtureRequest) -> Iterator[list[Database]
 
     The configured ones (``duo_orm_database``): the first gets ``duo_orm_url``,
     any further one its own temporary SQLite file. The schema is dropped and
-    created (``duo_orm_schema = "none"`` leaves it alone, e.g. when a fixture of
-    yours runs migrations). Empty when nothing is configured, which keeps the
+    created, or made by ``duo-orm migration upgrade`` (``duo_orm_schema =
+    "migrations"``; the project's ``db/`` next to the pytest configuration), or
+    left alone (``"none"``). Empty when nothing is configured, which keeps the
     plugin idle. Override it (in a conftest or a test module) to isolate
     Databases you prepare yourself: return them, and each test there rolls back.
     """
@@ -124,6 +129,16 @@ def duo_orm_databases(request: pytest.FixtureRequest) -> Iterator[list[Database]
         if schema == "create_all":
             db.drop_all()
             db.create_all()
+        elif schema == "migrations":
+            if len(paths) != 1:
+                raise pytest.UsageError("duo_orm_schema = migrations takes one duo_orm_database")
+            if db._engines.urls.is_memory:
+                raise pytest.UsageError(
+                    "duo_orm_schema = migrations runs `duo-orm migration upgrade` in a child "
+                    "process, which cannot see an in-memory SQLite database: use a file URL "
+                    "or create_all."
+                )
+            _migrate(db, url, config.rootpath)
         databases.append(db)
     yield databases
     for db in databases:
@@ -157,6 +172,25 @@ def duo_orm_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         for db in databases:
             db._end_isolation()
+
+
+def _migrate(db: Database, url: str, project: Path) -> None:
+    """Wipe the models' tables and Alembic's version, then ``duo-orm migration upgrade``.
+
+    Run as the user would, in a child process, so the migrations see nothing of
+    this test run (the project's ``db/`` sits next to the pytest configuration).
+    """
+    db.drop_all()
+    with db.transaction() as session:
+        session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    command = [sys.executable, "-m", "duo_orm", "--project", str(project)]
+    command += ["migration", "upgrade", "--url", url]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise pytest.UsageError(
+            f"`duo-orm migration upgrade` failed ({result.returncode}):\n"
+            f"{result.stdout}{result.stderr}"
+        )
 
 
 def _empty_tables(db: Database) -> None:

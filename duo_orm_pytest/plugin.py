@@ -51,7 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         (
             "schema",
             "string",
-            "how the schema is made once per run: create_all (default) or none",
+            "how the schema is made once per run: create_all (default), migrations "
+            "(`duo-orm migration upgrade`) or none",
         ),
     ]
     for name, kind, help_text in options:

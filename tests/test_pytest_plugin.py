@@ -10,6 +10,8 @@ leak fails the run.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -292,6 +294,69 @@ def test_user_project_is_isolated_in_any_order(
         monkeypatch.setenv("TEST_ORDER", order)
         result = pytester.runpytest_subprocess(f"--duo-orm-url={url}", "-p", "no:randomly")
         result.assert_outcomes(passed=11)
+
+
+MIGRATED_MODEL = """
+from duo_orm import Mapped, String, mapped_column
+
+from ..database import db
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+"""
+
+MIGRATED_TESTS = """
+from sqlalchemy import text
+
+from db.database import db
+from db.models import User
+
+
+def test_schema_came_from_the_migrations():
+    with db.transaction() as session:
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def test_create():
+    User.create(email="a@x.io")
+    assert User.count() == 1
+
+
+def test_clean():
+    assert User.count() == 0
+"""
+
+
+@pytest.mark.persistent  # the migrations run in a child process
+def test_schema_from_migrations(
+    pytester: pytest.Pytester, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``duo_orm_schema = "migrations"`` runs the project's own migrations on the test URL."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{pytester.path / 'scratch.db'}")
+
+    def duo_orm(*args: str) -> None:
+        command = [sys.executable, "-m", "duo_orm", *args]
+        done = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    duo_orm("init")
+    (pytester.path / "db/models/user.py").write_text(textwrap.dedent(MIGRATED_MODEL))
+    (pytester.path / "db/models/__init__.py").write_text("from .user import User\n")
+    duo_orm("migration", "create", "users")
+    pytester.makeconftest(textwrap.dedent(CONFTEST))
+    pytester.makepyfile(test_migrated=textwrap.dedent(MIGRATED_TESTS))
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nduo_orm_database = ["db.database:db"]\n'
+        'duo_orm_schema = "migrations"\n'
+    )
+    for order in ("", "reversed"):
+        monkeypatch.setenv("TEST_ORDER", order)
+        result = pytester.runpytest_subprocess(f"--duo-orm-url={url}", "-p", "no:randomly")
+        result.assert_outcomes(passed=3)
 
 
 @pytest.mark.postgres
