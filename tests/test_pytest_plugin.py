@@ -385,3 +385,14 @@ def test_client_fixture_without_an_app_says_how_to_name_it(pytester: pytest.Pyte
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*set `duo_orm_app = *"])
+
+
+def test_plugin_imports_no_web_framework() -> None:
+    """Loading the plugin (every pytest run does) imports none of the frameworks."""
+    check = (
+        "import sys, duo_orm_pytest.plugin\n"
+        "loaded = {'fastapi', 'starlette', 'litestar', 'httpx'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
