@@ -387,11 +387,17 @@ def test_plugin_is_inert_without_configuration(pytester: pytest.Pytester) -> Non
 def test_client_fixture_without_an_app_says_how_to_name_it(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         **{"app/__init__.py": "", "app/db.py": textwrap.dedent(DB_MODULE)},
-        test_client="def test_uses_client(client):\n    pass\n",
+        test_client=(
+            "from app.db import User\n\n"
+            "def test_isolated_without_an_app():\n    User.create(email='a@x.io', name='A')\n\n"
+            "def test_clean():\n    assert User.count() == 0\n\n"
+            "def test_uses_client(client):\n    pass\n"
+        ),
     )
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nduo_orm_database = ["app.db:db"]\n')
+    # the single-string form of the key, as most projects will write it
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nduo_orm_database = "app.db:db"\n')
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*set `duo_orm_app = *"])
 
 
