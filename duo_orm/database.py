@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 
 from . import _callbacks, dispatch
+from ._isolation import Isolation
 from ._pending import pending
 from .engines import Engines
 from .errors import translate, translated_errors
@@ -61,6 +62,8 @@ class Database:
         self._ambient: ContextVar[Frame | DeferredFrame | None] = ContextVar(
             f"duo_orm_transaction_{id(self):x}", default=None
         )
+        # set while a test runs isolated (duo_orm_pytest): every session joins it
+        self._isolation: Isolation | None = None
         self.Model: type[Model] = _model_base(self)
         self.metadata: MetaData = cast(Any, self.Model).metadata
 
@@ -122,6 +125,8 @@ class Database:
 
     def connect(self) -> Any:
         """Build the engine and check that the database answers (fails fast on bad config)."""
+        if self._isolation is not None:  # the test's connection is already open
+            return pending(_done(), None) if dispatch.event_loop_running() else None
         if dispatch.event_loop_running():
             return pending(self._connect_async(), None)
         self._check(lambda: self._ping_sync())
@@ -165,6 +170,8 @@ class Database:
 
     def disconnect(self) -> Any:
         """Dispose every engine and pool (a shared in-memory SQLite database is dropped)."""
+        if self._isolation is not None:  # a test's app shutting down: the test owns it
+            return pending(_done(), None) if dispatch.event_loop_running() else None
         if dispatch.event_loop_running():
             return pending(self._engines.dispose_async(), None)
         self._engines.dispose_sync()
@@ -180,6 +187,11 @@ class Database:
 
     def _run_ddl(self, *, create: bool) -> Any:
         ddl = self.metadata.create_all if create else self.metadata.drop_all
+        isolation = self._isolation
+        if isolation is not None:  # inside the test's transaction, rolled back with it
+            with translated_errors(), isolation.connection.begin_nested():
+                ddl(isolation.connection)
+            return pending(_done(), None) if dispatch.event_loop_running() else None
         if dispatch.event_loop_running():
 
             async def run_async() -> None:
@@ -192,10 +204,43 @@ class Database:
             ddl(connection)
         return None
 
+    # -- test support (duo_orm_pytest) ----------------------------------------
+
+    def _retarget(self, url: str | URL) -> None:
+        """Point this Database at another URL (a test database); engines are rebuilt."""
+        old = self._engines
+        old.dispose_sync()
+        urls = derive_urls(url)
+        self.url = url if isinstance(url, str) else url.render_as_string(hide_password=True)
+        self.dialect = urls.dialect
+        self.sync_url = urls.sync
+        self.async_url = urls.async_ if self.derive_async else None
+        self._engines = Engines(
+            urls,
+            derive_async=self.derive_async,
+            echo=old._echo,
+            engine_options=old._options,
+        )
+
+    def _isolate(self) -> Isolation:
+        """Make every session join one outer transaction until ``_end_isolation()``."""
+        if self._isolation is not None:
+            raise UnsupportedOperationError(f"{self!r} is already isolated for a test.")
+        self._isolation = Isolation(self)
+        return self._isolation
+
+    def _end_isolation(self) -> None:
+        """Roll back everything since ``_isolate()``; sessions use the engines again."""
+        isolation, self._isolation = self._isolation, None
+        if isolation is not None:
+            isolation.end()
+
     # -- internals used by dispatch and transactions --------------------------
 
     def _pool_capacity(self) -> int | None:
         """How many connections the async pool can hand out at once (None: no limit)."""
+        if self._isolation is not None:  # one shared connection, no pool to exhaust
+            return None
         pool = self._engines.async_engine().sync_engine.pool
         if isinstance(pool, QueuePool):
             overflow = pool._max_overflow
@@ -209,6 +254,12 @@ class Database:
         return frame if frame is not None and frame.active else None
 
     def _new_sync_session(self) -> Session:
+        if self._isolation is not None:
+            return DuoSession(
+                bind=self._isolation.connection,
+                join_transaction_mode="create_savepoint",
+                **self._session_options,
+            )
         return DuoSession(bind=self._engines.sync_engine(), **self._session_options)
 
     def _new_async_session(self) -> AsyncSession:
@@ -217,11 +268,22 @@ class Database:
                 "This Database was created with derive_async=False and has no async engine. "
                 "Make this call from sync code, or create the Database with derive_async=True."
             )
+        if self._isolation is not None:
+            # The test's one sync connection, driven through AsyncSession's greenlet
+            # bridge (see _isolation.py): async code sees what sync code wrote.
+            session = AsyncSession(sync_session_class=DuoSession, **self._session_options)
+            session.sync_session.bind = self._isolation.connection
+            session.sync_session.join_transaction_mode = "create_savepoint"
+            return session
         return AsyncSession(
             bind=self._engines.async_engine(),
             sync_session_class=DuoSession,
             **self._session_options,
         )
+
+
+async def _done() -> None:
+    """Nothing to wait for: what an async caller awaits when the work ran at once."""
 
 
 class StandaloneSession:

@@ -64,6 +64,7 @@ class Engines:
         self._async: AsyncEngine | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._memory_keeper: sqlite3.Connection | None = None
+        self._isolated: Engine | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,6 +85,25 @@ class Engines:
             if self.is_sqlite:
                 _make_sqlite_strict(self._sync)
         return self._sync
+
+    def isolated_engine(self) -> Engine:
+        """A sync engine whose connections any thread may use (per-test isolation).
+
+        A test's one connection is used by the test's thread, the test client's
+        event-loop thread and worker threads, one after another; pysqlite refuses
+        that unless ``check_same_thread`` is off.
+        """
+        if self._isolated is None:
+            self._keep_memory_alive()
+            options = dict(self._options)
+            if self.is_sqlite:
+                connect_args = dict(options.get("connect_args", {}))
+                connect_args["check_same_thread"] = False
+                options["connect_args"] = connect_args
+            self._isolated = self._build(create_engine, self.urls.sync, options)
+            if self.is_sqlite:
+                _make_sqlite_strict(self._isolated)
+        return self._isolated
 
     def async_engine(self) -> AsyncEngine:
         """The async engine of the running event loop.
@@ -109,8 +129,8 @@ class Engines:
             self._async, self._async_loop = engine, loop
         return self._async
 
-    def _build(self, factory: Any, url: Any) -> Any:
-        options = dict(self._options)
+    def _build(self, factory: Any, url: Any, options: dict[str, Any] | None = None) -> Any:
+        options = dict(self._options if options is None else options)
         options.setdefault("echo", self._echo)
         options.setdefault("hide_parameters", True)  # no personal data in logs or errors
         connect_timeout = options.pop(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT)
@@ -158,6 +178,9 @@ class Engines:
         if self._sync is not None:
             self._sync.dispose()
             self._sync = None
+        if self._isolated is not None:
+            self._isolated.dispose()
+            self._isolated = None
         if self._memory_keeper is not None:
             self._memory_keeper.close()
             self._memory_keeper = None

@@ -26,6 +26,8 @@ from duo_orm import Database
 from .models import Models, define_models
 from .postgres_server import DatabaseFactory, postgres_server
 
+pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs user projects
+
 T = TypeVar("T")
 
 BACKENDS = {

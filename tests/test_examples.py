@@ -1,16 +1,23 @@
 """The example apps (examples/fastapi_app, examples/starlette_app): one users API, end to
-end over HTTP on SQLite, whichever framework serves it."""
+end over HTTP on SQLite, whichever framework serves it.
+
+They are tested the way a user tests their app: the duo-orm pytest plugin rolls each
+test back (its ``duo_orm_databases`` overridden below to name the examples' Database),
+and its ``async_client`` runs each app's lifespan.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from duo_orm import Database
 
 # The example reads its URL at import, as a deployed app would.
 os.environ["DATABASE_URL"] = f"sqlite:///{Path(tempfile.mkdtemp()) / 'example.db'}"
@@ -19,8 +26,6 @@ from examples.fastapi_app.db.database import db
 from examples.fastapi_app.main import app as fastapi_app
 from examples.litestar_app.main import app as litestar_app
 from examples.starlette_app.main import app as starlette_app
-
-from .web.scenario import lifespan_running
 
 pytestmark = pytest.mark.anyio
 
@@ -35,17 +40,23 @@ def invalid_field(body: dict[str, Any]) -> str:
     return str(body["detail"][0]["loc"][-1])
 
 
+@pytest.fixture(scope="session")
+def duo_orm_databases() -> Iterator[list[Database]]:
+    """The plugin rolls back each test here on the examples' Database (tables made once)."""
+    db.create_all()
+    yield [db]
+    db.disconnect()
+
+
 @pytest.fixture(params=sorted(APPS))
-async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    app = APPS[request.param]
-    await db.create_all()
-    async with (
-        lifespan_running(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        yield client
-    await db.drop_all()
-    await db.disconnect()
+def duo_orm_app(request: pytest.FixtureRequest) -> Any:
+    return APPS[request.param]
+
+
+@pytest.fixture
+def client(async_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The plugin's ``async_client`` over each example app, lifespan running."""
+    return async_client
 
 
 async def create(client: httpx.AsyncClient, email: str, name: str) -> dict[str, object]:
