@@ -37,16 +37,10 @@ def database_url(kind: str) -> Iterator[str | None]:
     ):
         yield None
         return
-    from tests.postgres_server import DatabaseFactory, postgres_server
+    from duo_orm_pytest.postgres import throwaway_database
 
-    with postgres_server() as admin:
-        factory = DatabaseFactory(admin)
-        url = factory.create()
-        try:
-            yield url.set(drivername="postgresql").render_as_string(hide_password=False)
-        finally:
-            factory.drop(url)
-            factory.close()
+    with throwaway_database() as url:
+        yield url
 
 
 HTTP_HEADER = (

@@ -48,15 +48,8 @@ class Database:
         engine_options: dict[str, Any] | None = None,
         session_options: dict[str, Any] | None = None,
     ) -> None:
-        urls = derive_urls(url)
-        self.url = url if isinstance(url, str) else url.render_as_string(hide_password=True)
-        self.dialect = urls.dialect
-        self.sync_url: URL = urls.sync
-        self.async_url: URL | None = urls.async_ if derive_async else None
         self.derive_async = derive_async
-        self._engines = Engines(
-            urls, derive_async=derive_async, echo=echo, engine_options=engine_options
-        )
+        self._use_url(url, echo=echo, engine_options=engine_options)
         self._session_options: dict[str, Any] = {"expire_on_commit": False}
         self._session_options.update(session_options or {})
         self._ambient: ContextVar[Frame | DeferredFrame | None] = ContextVar(
@@ -126,7 +119,7 @@ class Database:
     def connect(self) -> Any:
         """Build the engine and check that the database answers (fails fast on bad config)."""
         if self._isolation is not None:  # the test's connection is already open
-            return pending(_done(), None) if dispatch.event_loop_running() else None
+            return _already_done()
         if dispatch.event_loop_running():
             return pending(self._connect_async(), None)
         self._check(lambda: self._ping_sync())
@@ -171,7 +164,7 @@ class Database:
     def disconnect(self) -> Any:
         """Dispose every engine and pool (a shared in-memory SQLite database is dropped)."""
         if self._isolation is not None:  # a test's app shutting down: the test owns it
-            return pending(_done(), None) if dispatch.event_loop_running() else None
+            return _already_done()
         if dispatch.event_loop_running():
             return pending(self._engines.dispose_async(), None)
         self._engines.dispose_sync()
@@ -191,7 +184,7 @@ class Database:
         if isolation is not None:  # inside the test's transaction, rolled back with it
             with translated_errors(), isolation.connection.begin_nested():
                 ddl(isolation.connection)
-            return pending(_done(), None) if dispatch.event_loop_running() else None
+            return _already_done()
         if dispatch.event_loop_running():
 
             async def run_async() -> None:
@@ -210,16 +203,18 @@ class Database:
         """Point this Database at another URL (a test database); engines are rebuilt."""
         old = self._engines
         old.dispose_sync()
+        self._use_url(url, echo=old._echo, engine_options=old._options)
+
+    def _use_url(
+        self, url: str | URL, *, echo: bool, engine_options: dict[str, Any] | None
+    ) -> None:
         urls = derive_urls(url)
         self.url = url if isinstance(url, str) else url.render_as_string(hide_password=True)
         self.dialect = urls.dialect
-        self.sync_url = urls.sync
-        self.async_url = urls.async_ if self.derive_async else None
+        self.sync_url: URL = urls.sync
+        self.async_url: URL | None = urls.async_ if self.derive_async else None
         self._engines = Engines(
-            urls,
-            derive_async=self.derive_async,
-            echo=old._echo,
-            engine_options=old._options,
+            urls, derive_async=self.derive_async, echo=echo, engine_options=engine_options
         )
 
     def _isolate(self) -> Isolation:
@@ -282,8 +277,14 @@ class Database:
         )
 
 
+def _already_done() -> Any:
+    """What a call returns when its work ran at once: ``None``, or in async code an
+    awaitable of it (the caller writes ``await`` either way)."""
+    return pending(_done(), None) if dispatch.event_loop_running() else None
+
+
 async def _done() -> None:
-    """Nothing to wait for: what an async caller awaits when the work ran at once."""
+    """Nothing to wait for."""
 
 
 class StandaloneSession:

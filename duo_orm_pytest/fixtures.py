@@ -82,16 +82,10 @@ def duo_orm_postgres_url() -> Iterator[str]:
     listens on 127.0.0.1 only (``$DUO_TEST_POSTGRES_URL``, a role allowed to
     CREATE DATABASE, replaces it). psycopg drives both the sync and async sides.
     """
-    from .postgres import DatabaseFactory, postgres_server
+    from .postgres import throwaway_database
 
-    with postgres_server() as admin_url:
-        factory = DatabaseFactory(admin_url)
-        created = factory.create()
-        try:
-            yield created.set(drivername="postgresql").render_as_string(hide_password=False)
-        finally:
-            factory.drop(created)
-            factory.close()
+    with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

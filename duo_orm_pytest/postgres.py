@@ -150,6 +150,19 @@ def empty_database(server: PostgresServer) -> Iterator[URL]:
         factory.close()
 
 
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A new, empty database on a server of its own, as a driverless URL; gone afterwards."""
+    with postgres_server() as admin_url:
+        factory = DatabaseFactory(admin_url)
+        created = factory.create()
+        try:
+            yield created.set(drivername="postgresql").render_as_string(hide_password=False)
+        finally:
+            factory.drop(created)
+            factory.close()
+
+
 def _run(command: list[str], log: Path | None = None) -> None:
     result = subprocess.run(_as_server_user(command), capture_output=True, text=True, check=False)
     if result.returncode != 0:
