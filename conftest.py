@@ -8,11 +8,11 @@ A block that is deliberately a fragment is preceded by ``<!-- skip: next -->``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -34,8 +34,11 @@ def _run_in_page_module(example: Example) -> None:
     exec(code, module.__dict__)
 
 
+_pages = itertools.count()
+
+
 def _set_up_page(namespace: dict[str, Any]) -> None:
-    name = f"duo_orm_docs_{len(sys.modules)}"
+    name = f"duo_orm_docs_{next(_pages)}"
     namespace["module"] = sys.modules[name] = ModuleType(name)
     namespace["previous_cwd"] = os.getcwd()
     namespace["workdir"] = tempfile.mkdtemp(prefix="duo-orm-docs-")
@@ -55,7 +58,6 @@ def _tear_down_page(namespace: dict[str, Any]) -> None:
 pytest_collect_file = Sybil(
     parsers=[CodeBlockParser("python", _run_in_page_module), SkipParser()],
     patterns=["README.md", "docs/*.md"],
-    path=str(Path(__file__).parent),
     setup=_set_up_page,
     teardown=_tear_down_page,
 ).pytest()
