@@ -3,7 +3,9 @@
 The blocks of one page run in order in one module of their own, so a page can build an
 example up step by step. Each page runs in a fresh temporary working directory, so a
 ``sqlite:///./app.db`` URL lands there, and its Databases are disconnected at the end.
-A block that is deliberately a fragment is preceded by ``<!-- skip: next -->``.
+A block that is deliberately a fragment is preceded by ``<!-- skip: next -->``; so are
+docs/testing.md's blocks, tests of a user's project, which tests/test_docs_examples.py
+runs in one.
 """
 
 from __future__ import annotations

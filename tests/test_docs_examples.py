@@ -88,14 +88,28 @@ USER_PROJECT = {
 }
 
 
-def test_testing_page_examples_pass_in_a_user_project(pytester: pytest.Pytester) -> None:
-    """The page's configuration and its first three tests, run as the page tells a user to.
-
-    Its last two blocks replace the plugin's fixtures (one starts PostgreSQL); the
-    plugin's own tests cover those.
-    """
+@pytest.mark.parametrize(
+    "conftest",  # the page's last two blocks are fixtures for a conftest.py: which one, and imports
+    [
+        pytest.param(None, id="plugin-fixtures"),
+        pytest.param(
+            (3, "import pytest\n\nfrom app.db.database import db\n\n\n"), id="own-databases"
+        ),
+        pytest.param(
+            (4, "import pytest\n\n\n"), id="throwaway-postgresql", marks=pytest.mark.postgres
+        ),
+    ],
+)
+def test_testing_page_examples_pass_in_a_user_project(
+    pytester: pytest.Pytester, conftest: tuple[int, str] | None
+) -> None:
+    """The page's configuration and its tests, run as the page tells a user to."""
+    python = blocks(TESTING_PAGE, "python")
     pytester.makepyfile(**{name: textwrap.dedent(source) for name, source in USER_PROJECT.items()})
     pytester.makepyprojecttoml(blocks(TESTING_PAGE, "toml")[0])
-    pytester.makepyfile(test_users="\n\n".join(blocks(TESTING_PAGE, "python")[:3]))
+    pytester.makepyfile(test_users="\n\n".join(python[:3]))
+    if conftest is not None:
+        index, imports = conftest
+        pytester.makeconftest(imports + python[index])
     result = pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=4)
