@@ -20,7 +20,7 @@ from typing import Any
 
 from duo_orm import Database
 
-from . import core, peers
+from . import core, e2e, peers
 from .harness import Result, measure
 from .http import DirectResult, HttpResult, run_direct, run_http
 from .loopback import run_loopback
@@ -218,6 +218,9 @@ def machine() -> str:
     )
 
 
+PARTS = ("core", "http", "e2e")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
@@ -225,18 +228,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--write", type=Path, help="write the tables into this markdown file")
     parser.add_argument(
-        "--part", choices=["all", "core", "http"], default="all", help="run only one half"
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable): core (with the peers), http, e2e",
+    )
+    parser.add_argument(
+        "--e2e-seconds",
+        type=float,
+        default=None,
+        help="seconds each app is loaded per end-to-end round (default 5; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--duo-orm-path",
+        default=os.environ.get("DUO_ORM_BENCH_PATH") or None,
+        help="another duo-orm checkout measured beside this one (or DUO_ORM_BENCH_PATH)",
     )
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 5)
     kinds = args.db or ["sqlite", "postgresql"]
+    parts = args.only or list(PARTS)
+    other = str(Path(args.duo_orm_path).resolve()) if args.duo_orm_path else None
     started = time.perf_counter()
     print(f"machine: {machine()}", flush=True)
     tables: list[tuple[str, str, list[str], int]] = []  # name, header, rows, rounds
-    if args.part in ("all", "core"):
-        tables += core_tables(kinds, args.quick, rounds)
-    if args.part in ("all", "http"):
-        tables += http_tables(kinds, args.quick)
+    for part in parts:
+        part_started = time.perf_counter()
+        if part == "core":
+            tables += core_tables(kinds, args.quick, rounds)
+        elif part == "http":
+            tables += http_tables(kinds, args.quick)
+        else:
+            seconds = args.e2e_seconds or (1.0 if args.quick else 5.0)
+            e2e_rounds = args.rounds or 3
+            tables += e2e_tables(kinds, e2e_rounds, seconds, other)
+        print(f"({part}: {time.perf_counter() - part_started:.0f} s)", flush=True)
     print(f"\ntook {time.perf_counter() - started:.0f} s")
     if args.write:
         for name, header, lines, table_rounds in tables:
@@ -293,6 +319,31 @@ def http_tables(kinds: list[str], quick: bool) -> list[tuple[str, str, list[str]
         ("direct", DIRECT_HEADER, direct_lines, 3 if quick else 9),
         ("loopback", HTTP_HEADER, loopback_lines, 2 if quick else 3),
     ]
+
+
+def e2e_tables(
+    kinds: list[str], rounds: int, seconds: float, other: str | None
+) -> list[tuple[str, str, list[str], int]]:
+    apps = [label for label, (_, peer) in e2e.APPS.items() if peer is None or peers.available(peer)]
+    apps += [e2e.other_label(other)] if other else []
+    header = e2e.header(apps)
+    print(
+        f"\nEnd to end: uvicorn on 127.0.0.1, {e2e.CONCURRENCY} keep-alive connections, "
+        f"{seconds:g} s per app and round:\n{header}",
+        flush=True,
+    )
+    lines: list[str] = []
+    for kind in kinds:
+        with database_url(kind) as url:
+            if url is None:
+                continue
+            found = e2e.rows(
+                e2e.run_e2e(kind, url, rounds=rounds, seconds=seconds, duo_orm_path=other), apps
+            )
+            for line in found:
+                print(line, flush=True)
+            lines += found
+    return [("e2e", header, lines, rounds)]
 
 
 def write_report(path: Path, name: str, header: str, lines: list[str], rounds: int) -> None:
