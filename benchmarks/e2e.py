@@ -24,8 +24,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +32,7 @@ from pathlib import Path
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert
 from sqlalchemy.engine import make_url
 
-from . import peers
+from . import checkout, peers
 from .harness import rotated
 from .loopback import drive, get, post_json, uvicorn_process
 
@@ -57,10 +55,6 @@ APPS = {
 ROUTES = ("GET /users/{id}", "POST /users/")
 
 
-def other_label(path: str) -> str:
-    return f"duo-orm ({path})"
-
-
 @dataclass
 class E2EResult:
     route: str
@@ -77,8 +71,6 @@ def app_url(label: str, url: str) -> str:
     parsed = make_url(url)
     sqlite = parsed.get_backend_name() == "sqlite"
     if label == TORTOISE:
-        if sqlite:
-            return f"sqlite://{parsed.database}"
         return peers.tortoise_url(url)
     if label == ADVANCED_ALCHEMY:
         driver = "sqlite+aiosqlite" if sqlite else "postgresql+asyncpg"
@@ -126,31 +118,11 @@ def databases(url: str, labels: list[str]) -> dict[str, str]:
     return found
 
 
-def checkout_environment(path: str) -> dict[str, str]:
-    """Import duo-orm from ``path`` first; the current directory never lands on sys.path."""
-    return {"PYTHONPATH": os.pathsep.join([path, os.environ.get("PYTHONPATH", "")])}
-
-
-def check_checkout(path: str, environment: dict[str, str], cwd: str) -> None:
-    """Refuse to measure a 'second checkout' that is really this one."""
-    probe = "import duo_orm, duo_orm_fastapi; print(duo_orm.__file__)"
-    found = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**os.environ, **environment},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    if not Path(found).resolve().is_relative_to(Path(path).resolve()):
-        raise RuntimeError(f"--duo-orm-path {path}: duo_orm was imported from {found}")
-
-
 @contextmanager
 def servers(url: str, duo_orm_path: str | None) -> Iterator[dict[str, int]]:
     """Every app served at once, each in its own uvicorn process (idle ones cost nothing)."""
     labels = [label for label, (_, peer) in APPS.items() if peer is None or peers.available(peer)]
-    extra = [other_label(duo_orm_path)] if duo_orm_path else []
+    extra = [checkout.label(duo_orm_path)] if duo_orm_path else []
     urls = databases(url, labels + extra)
     folder = str(APP_DIR)
     with ExitStack() as stack:
@@ -162,12 +134,12 @@ def servers(url: str, duo_orm_path: str | None) -> Iterator[dict[str, int]]:
                 uvicorn_process(f"{module}:app", environment, app_dir=folder, cwd=folder)
             )
         if duo_orm_path:
-            label = other_label(duo_orm_path)
+            label = checkout.label(duo_orm_path)
             environment = {
                 "E2E_DATABASE_URL": app_url(DUO, urls[label]),
-                **checkout_environment(duo_orm_path),
+                **checkout.environment(duo_orm_path),
             }
-            check_checkout(duo_orm_path, environment, folder)
+            checkout.check(duo_orm_path, environment, folder)
             ports[label] = stack.enter_context(
                 uvicorn_process("duo_orm_app:app", environment, app_dir=folder, cwd=folder)
             )
