@@ -118,30 +118,27 @@ def databases(url: str, labels: list[str]) -> dict[str, str]:
     return found
 
 
+def labels(duo_orm_path: str | None) -> list[str]:
+    """The apps this run serves: the installed ones, then the other checkout's duo-orm."""
+    found = [label for label, (_, peer) in APPS.items() if peer is None or peers.available(peer)]
+    return found + ([checkout.label(duo_orm_path)] if duo_orm_path else [])
+
+
 @contextmanager
 def servers(url: str, duo_orm_path: str | None) -> Iterator[dict[str, int]]:
     """Every app served at once, each in its own uvicorn process (idle ones cost nothing)."""
-    labels = [label for label, (_, peer) in APPS.items() if peer is None or peers.available(peer)]
-    extra = [checkout.label(duo_orm_path)] if duo_orm_path else []
-    urls = databases(url, labels + extra)
-    folder = str(APP_DIR)
+    urls = databases(url, labels(duo_orm_path))
+    folder = str(APP_DIR)  # holds nothing but the apps, so sys.path gains nothing else
     with ExitStack() as stack:
         ports = {}
-        for label in labels:
-            module = APPS[label][0]
-            environment = {"E2E_DATABASE_URL": app_url(label, urls[label])}
+        for label, database in urls.items():
+            module, _ = APPS.get(label, APPS[DUO])
+            environment = {"E2E_DATABASE_URL": app_url(label, database)}
+            if label not in APPS and duo_orm_path:  # the other checkout's duo-orm
+                environment.update(checkout.environment(duo_orm_path))
+                checkout.check(duo_orm_path, environment, folder)
             ports[label] = stack.enter_context(
                 uvicorn_process(f"{module}:app", environment, app_dir=folder, cwd=folder)
-            )
-        if duo_orm_path:
-            label = checkout.label(duo_orm_path)
-            environment = {
-                "E2E_DATABASE_URL": app_url(DUO, urls[label]),
-                **checkout.environment(duo_orm_path),
-            }
-            checkout.check(duo_orm_path, environment, folder)
-            ports[label] = stack.enter_context(
-                uvicorn_process("duo_orm_app:app", environment, app_dir=folder, cwd=folder)
             )
         yield ports
 

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "--e2e-seconds",
         type=float,
         default=None,
-        help="seconds each app is loaded per end-to-end round (default 5; 1 with --quick)",
+        help="seconds each app is loaded per end-to-end round (default 4; 1 with --quick)",
     )
     parser.add_argument("--no-peers", action="store_true", help="core: leave the peers out")
     parser.add_argument("--json", type=Path, help="core: also write the medians as JSON")
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "http":
             tables += http_tables(kinds, args.quick)
         else:
-            seconds = args.e2e_seconds or (1.0 if args.quick else 5.0)
+            seconds = args.e2e_seconds or (1.0 if args.quick else 4.0)
             e2e_rounds = args.rounds or 3
             tables += e2e_tables(kinds, e2e_rounds, seconds, other)
         print(f"({part}: {time.perf_counter() - part_started:.0f} s)", flush=True)
@@ -366,8 +366,7 @@ def http_tables(kinds: list[str], quick: bool) -> list[tuple[str, str, list[str]
 def e2e_tables(
     kinds: list[str], rounds: int, seconds: float, other: str | None
 ) -> list[tuple[str, str, list[str], int]]:
-    apps = [label for label, (_, peer) in e2e.APPS.items() if peer is None or peers.available(peer)]
-    apps += [checkout.label(other)] if other else []
+    apps = e2e.labels(other)
     header = e2e.header(apps)
     print(
         f"\nEnd to end: uvicorn on 127.0.0.1, {e2e.CONCURRENCY} keep-alive connections, "
