@@ -162,6 +162,10 @@ def sync_scenarios(
     filler = Filler(User, [_url(same), _url(default), *more.urls], counter)
     state: dict[str, Any] = {}
 
+    def close() -> None:
+        filler.close()
+        default.dispose()
+
     def impls(duo: Work, orm: Callable[[Engine], Any], sql_core: Any = None) -> dict[str, Work]:
         return _implementations(duo, orm, sql_core, default, same)
 
@@ -361,7 +365,7 @@ def sync_scenarios(
             1,
             more.merged("iterate", impls(iterate_duo, iterate_orm, iterate_core)),
             setup=_once(reset(stream)),
-            teardown=filler.close,
+            teardown=close,
         ),
     ]
 
