@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from . import checkout, peers
 from .harness import rotated
-from .loopback import drive, get, post_json, uvicorn_process
+from .loopback import Load, drive, get, post_json, uvicorn_process
 
 APP_DIR = Path(__file__).parent / "e2e_apps"
 SEEDED = 1_000
@@ -161,44 +161,54 @@ def run_e2e(
     kind: str, url: str, *, rounds: int, seconds: float, duo_orm_path: str | None = None
 ) -> list[E2EResult]:
     seed(url)
-    results: list[E2EResult] = []
     with servers(url, duo_orm_path) as ports:
-        for route in ROUTES:
-            make = requests_for(route)
-            rates: dict[str, list[float]] = {name: [] for name in ports}
-            p50s: dict[str, list[float]] = {name: [] for name in ports}
-            p99s: dict[str, list[float]] = {name: [] for name in ports}
-            failures: dict[str, list[str]] = {name: [] for name in ports}
-            for number in range(rounds + 1):  # the first round warms up and is dropped
-                for name in rotated(list(ports), number):
-                    done = asyncio.run(
-                        drive(
-                            ports[name],
-                            make,
-                            concurrency=CONCURRENCY,
-                            requests=int(seconds * 10_000),  # a bound far above any app's rate
-                            seconds=seconds if number else seconds / 4,
-                        )
-                    )
-                    failures[name] += done.failures
-                    if number and done.latencies:
-                        ordered = sorted(done.latencies)
-                        rates[name].append(done.per_second)
-                        p50s[name].append(statistics.median(ordered))
-                        p99s[name].append(ordered[max(int(len(ordered) * 0.99) - 1, 0)])
-            for name in ports:
-                results.append(
-                    E2EResult(
-                        route,
-                        kind,
-                        name,
-                        statistics.median(rates[name] or [0.0]),
-                        statistics.median(p50s[name] or [0.0]),
-                        statistics.median(p99s[name] or [0.0]),
-                        failures[name],
-                    )
+        return [
+            result
+            for route in ROUTES
+            for result in measure_route(kind, route, ports, rounds, seconds)
+        ]
+
+
+def measure_route(
+    kind: str, route: str, ports: dict[str, int], rounds: int, seconds: float
+) -> list[E2EResult]:
+    """``rounds`` rounds (after a short warm-up that is dropped), apps in rotating order."""
+    make = requests_for(route)
+    loads: dict[str, list[Load]] = {name: [] for name in ports}
+    failures: dict[str, list[str]] = {name: [] for name in ports}
+    for number in range(rounds + 1):
+        for name in rotated(list(ports), number):
+            done = asyncio.run(
+                drive(
+                    ports[name],
+                    make,
+                    concurrency=CONCURRENCY,
+                    requests=int(seconds * 10_000),  # a bound far above any app's rate
+                    seconds=seconds if number else seconds / 4,
                 )
-    return results
+            )
+            failures[name] += done.failures
+            if number:
+                loads[name].append(done)
+    return [summary(kind, route, name, loads[name], failures[name]) for name in ports]
+
+
+def summary(kind: str, route: str, app: str, loads: list[Load], failures: list[str]) -> E2EResult:
+    """Medians over the rounds of each round's req/s, p50 and p99."""
+    answered = [sorted(load.latencies) for load in loads if load.latencies]
+    return E2EResult(
+        route,
+        kind,
+        app,
+        _median([load.per_second for load in loads]),
+        _median([statistics.median(latencies) for latencies in answered]),
+        _median([latencies[max(int(len(latencies) * 0.99) - 1, 0)] for latencies in answered]),
+        failures,
+    )
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
 
 
 def header(apps: list[str]) -> str:
