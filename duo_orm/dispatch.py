@@ -19,6 +19,7 @@ from sqlalchemy.util import await_only
 
 from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
 from ._pending import CallRegistry, pending
+from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
@@ -59,17 +60,21 @@ def event_loop_running() -> bool:
     return True
 
 
-def run(db: Database, op: Operation[T]) -> Any:
-    """Run ``op``: returns its value in sync code, an awaitable of it in async code."""
+def run(db: Database, op: Operation[T], access: Access = "write") -> Any:
+    """Run ``op``: returns its value in sync code, an awaitable of it in async code.
+
+    ``access="single_read"`` says ``op`` sends one read statement and nothing else:
+    in statement mode it then runs without BEGIN/COMMIT (see engines.Access).
+    """
     current = _running_on.get()
     if current is not None:
         if current[0] is db:
             return op(current[1])
         if event_loop_running():  # a hook touching another database, inside run_sync
-            return await_only(run_async(db, op))
+            return await_only(run_async(db, op, access))
     if event_loop_running():
-        return pending(run_async(db, op), _unit_calls(db))
-    return run_sync(db, op)
+        return pending(run_async(db, op, access), _unit_calls(db))
+    return run_sync(db, op, access)
 
 
 def _unit_calls(db: Database) -> CallRegistry | None:
@@ -91,10 +96,10 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
     return call
 
 
-def run_sync(db: Database, op: Operation[T]) -> T:
+def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
     frame = db._current_frame()
     if frame is None:
-        session = db._new_sync_session()
+        session = db._new_sync_session(access)
         session.info[_STATEMENT] = True
         with translated_errors():
             try:
@@ -114,10 +119,10 @@ def run_sync(db: Database, op: Operation[T]) -> T:
         return _bound(db, op)(frame.session)
 
 
-async def run_async(db: Database, op: Operation[T]) -> T:
+async def run_async(db: Database, op: Operation[T], access: Access = "write") -> T:
     frame = db._current_frame()
     if frame is None:
-        session = db._new_async_session()
+        session = db._new_async_session(access)
         session.sync_session.info[_STATEMENT] = True
         with translated_errors():
             try:

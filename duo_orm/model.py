@@ -132,8 +132,10 @@ class Model:
         """
         ident = _identity(cls, pk, pk_parts)
         if ident is IMPOSSIBLE_KEY:
-            return dispatch.run(cls.__duo_database__, lambda session: None)
-        return dispatch.run(cls.__duo_database__, lambda session: session.get(cls, ident))
+            return dispatch.run(cls.__duo_database__, lambda session: None, "single_read")
+        return dispatch.run(
+            cls.__duo_database__, lambda session: session.get(cls, ident), "single_read"
+        )
 
     @classmethod
     def get_one(cls: type[M], *pk: Any, **pk_parts: Any) -> Any:
@@ -148,7 +150,7 @@ class Model:
                 raise ObjectNotFoundError(f"{cls.__name__} {_describe(cls, ident)} not found")
             return instance
 
-        return dispatch.run(cls.__duo_database__, op)
+        return dispatch.run(cls.__duo_database__, op, "single_read")
 
     # -- queries (each starts a Query; see duo_orm.query) ---------------------
 
