@@ -99,17 +99,9 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
 def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
     frame = db._current_frame()
     if frame is None:
-        session = db._new_sync_session(access)
-        session.info[_STATEMENT] = True
-        with translated_errors():
-            try:
-                with session.begin():
-                    result = _bound(db, op)(session)
-            finally:
-                session.close()
-        pending = session.info.get(PENDING)  # db.on_commit() from a hook of this call
-        if pending:
-            run_after_sync_commit(pending)
+        result, callbacks = _statement_call(db, op, access)
+        if callbacks:
+            run_after_sync_commit(callbacks)
         return result
     if frame.is_async:
         # A worker thread inside an async transaction: run on the transaction's loop.
@@ -119,8 +111,37 @@ def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
         return _bound(db, op)(frame.session)
 
 
+def _statement_call(db: Database, op: Operation[T], access: Access) -> tuple[T, list[Any]]:
+    """``op`` in a session of its own, committed; with the callbacks its hooks registered."""
+    session = db._new_sync_session(access)
+    session.info[_STATEMENT] = True
+    with translated_errors():
+        try:
+            with session.begin():
+                result = _bound(db, op)(session)
+        finally:
+            session.close()
+    return result, session.info.get(PENDING) or []  # db.on_commit() from a hook of this call
+
+
+def _one_thread_hop(db: Database) -> bool:
+    """Whether an async statement-mode call runs as a sync call in a worker thread.
+
+    On SQLite the driver is in-process and aiosqlite hops to its thread for every
+    statement, BEGIN and COMMIT; running the whole call on the sync engine in one
+    worker thread does the same work with a single hop. Not while a test isolates
+    the database: its one connection must not be used from two threads at once.
+    """
+    return db._engines.is_sqlite and db._isolation is None and db.derive_async
+
+
 async def run_async(db: Database, op: Operation[T], access: Access = "write") -> T:
     frame = db._current_frame()
+    if frame is None and _one_thread_hop(db):
+        result, callbacks = await anyio.to_thread.run_sync(_statement_call, db, op, access)
+        if callbacks:
+            await run_after_async_commit(callbacks)
+        return result
     if frame is None:
         session = db._new_async_session(access)
         session.sync_session.info[_STATEMENT] = True
