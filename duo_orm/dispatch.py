@@ -117,6 +117,8 @@ def _statement_call(db: Database, op: Operation[T], access: Access) -> tuple[T, 
     session.info[_STATEMENT] = True
     with translated_errors():
         try:
+            if access == "single_read":  # nothing to commit: closing ends it
+                return _bound(db, op)(session), []
             with session.begin():
                 result = _bound(db, op)(session)
         finally:
@@ -147,6 +149,8 @@ async def run_async(db: Database, op: Operation[T], access: Access = "write") ->
         session.sync_session.info[_STATEMENT] = True
         with translated_errors():
             try:
+                if access == "single_read":  # nothing to commit: closing ends it
+                    return await session.run_sync(_bound(db, op))
                 async with session.begin():
                     result = await session.run_sync(_bound(db, op))
             finally:
