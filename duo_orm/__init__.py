@@ -3,6 +3,7 @@
 from .database import Database
 from .exceptions import (
     ConfigurationError,
+    DatabaseBusyError,
     DatabaseError,
     DatabaseUnavailableError,
     DuoOrmError,
@@ -60,6 +61,7 @@ __all__ = [
     "ConfigurationError",
     "Database",
     "DatabaseError",
+    "DatabaseBusyError",
     "DatabaseUnavailableError",
     "Date",
     "DateTime",

@@ -16,7 +16,7 @@ from sqlalchemy.pool import QueuePool
 from . import _callbacks, dispatch
 from ._isolation import Isolation
 from ._pending import pending
-from .engines import Engines
+from .engines import Access, Engines
 from .errors import translate, translated_errors
 from .exceptions import (
     ConfigurationError,
@@ -248,16 +248,16 @@ class Database:
             frame = frame.resolve()
         return frame if frame is not None and frame.active else None
 
-    def _new_sync_session(self) -> Session:
+    def _new_sync_session(self, access: Access = "write") -> Session:
         if self._isolation is not None:
             return DuoSession(
                 bind=self._isolation.connection,
                 join_transaction_mode="create_savepoint",
                 **self._session_options,
             )
-        return DuoSession(bind=self._engines.sync_engine(), **self._session_options)
+        return DuoSession(bind=self._engines.sync_engine(access), **self._session_options)
 
-    def _new_async_session(self) -> AsyncSession:
+    def _new_async_session(self, access: Access = "write") -> AsyncSession:
         if not self.derive_async:
             raise ConfigurationError(
                 "This Database was created with derive_async=False and has no async engine. "
@@ -271,7 +271,7 @@ class Database:
             session.sync_session.join_transaction_mode = "create_savepoint"
             return session
         return AsyncSession(
-            bind=self._engines.async_engine(),
+            bind=self._engines.async_engine(access),
             sync_session_class=DuoSession,
             **self._session_options,
         )

@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 import pytest
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from duo_orm import (
     ConfigurationError,
     Database,
+    DatabaseBusyError,
     DatabaseError,
     DatabaseUnavailableError,
     IntegrityError,
@@ -534,7 +535,7 @@ async def test_sqlite_async_writer_waits_without_blocking_the_loop(sqlite_url: s
         await db.disconnect()
 
 
-def test_sqlite_busy_timeout_is_configurable_and_expiry_is_a_retryable_conflict(
+def test_sqlite_busy_timeout_is_configurable_and_expiry_is_a_retryable_busy_error(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "busy.db"
@@ -543,12 +544,30 @@ def test_sqlite_busy_timeout_is_configurable_and_expiry_is_a_retryable_conflict(
     db.create_all()
     with sqlite_write_lock(path):
         started = time.monotonic()
-        with pytest.raises(TransactionConflictError) as info:
+        with pytest.raises(DatabaseBusyError) as info:
             models.User.create(email="a@x.io", name="a")
         assert 0.05 <= time.monotonic() - started < 3  # the short timeout applied
         assert info.value.retryable is True
+        # still a conflict (retry the transaction) and an unavailability (503, later)
+        assert isinstance(info.value, TransactionConflictError)
+        assert isinstance(info.value, DatabaseUnavailableError)
     models.User.create(email="a@x.io", name="a")  # the retry succeeds
     assert count_rows(models, "users") == 1
+    db.disconnect()
+
+
+def test_an_exhausted_pool_is_a_retryable_busy_error(tmp_path: Path) -> None:
+    db = Database(
+        f"sqlite:///{tmp_path / 'pool.db'}",
+        engine_options={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.1},
+    )
+    models = define_models(db)
+    db.create_all()
+    with db.sync_standalone_session() as session:
+        session.execute(text("SELECT 1"))  # the pool's one connection, held
+        with pytest.raises(DatabaseBusyError, match="pool"):
+            models.User.count()
+    assert models.User.count() == 0
     db.disconnect()
 
 
