@@ -8,9 +8,11 @@ cannot ALTER most things in place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from alembic import context
+from sqlalchemy import Column, Table
 
 if TYPE_CHECKING:
     from .database import Database
@@ -45,3 +47,35 @@ def _same_models_elsewhere(db: Database, url: str) -> Database:
     from .database import Database
 
     return Database(url, derive_async=False)
+
+
+def describe_diffs(diffs: Sequence[Any]) -> list[str]:
+    """One readable line per difference Alembic found, naming tables, columns and constraints.
+
+    Alembic's own message is the repr of its diff tuples, where a reflected
+    constraint shows its columns but not its name.
+    """
+    lines: list[str] = []
+    for diff in diffs:
+        if isinstance(diff, list):  # the changes to one column come grouped
+            lines.extend(describe_diffs(diff))
+            continue
+        kind, *items = diff
+        if kind.startswith("modify_"):  # (kind, schema, table, column, existing, old, new)
+            _, table, column, _, before, after = items
+            lines.append(f"{kind} {table}.{column}: {before} -> {after}")
+        else:  # (kind, [schema, table name,] object): the object names its table
+            lines.append(" ".join([kind, *(_describe(item) for item in items[-1:])]))
+    return lines
+
+
+def _describe(item: Any) -> str:
+    if isinstance(item, Table):
+        return item.name
+    if isinstance(item, Column):
+        return f"{item.table.name}.{item.name}" if isinstance(item.table, Table) else item.name
+    table = getattr(item, "table", None)
+    if isinstance(table, Table):  # a constraint or an index
+        columns = ", ".join(column.name for column in getattr(item, "columns", ()))
+        return f"{item.name or 'unnamed'} on {table.name} ({columns})"
+    return str(item)

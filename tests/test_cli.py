@@ -6,9 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
+
+from duo_orm import Database
 
 pytestmark = pytest.mark.persistent
 
@@ -115,7 +119,17 @@ def test_clear_errors(tmp_path: Path) -> None:
 def test_help_for_every_command(tmp_path: Path) -> None:
     commands = [[], ["init"], ["migration"]] + [
         ["migration", name]
-        for name in ("create", "upgrade", "downgrade", "history", "current", "check")
+        for name in (
+            "create",
+            "upgrade",
+            "downgrade",
+            "history",
+            "current",
+            "heads",
+            "stamp",
+            "merge",
+            "check",
+        )
     ]
     for command in commands:
         result = run(tmp_path, None, *command, "--help")
@@ -127,3 +141,135 @@ def test_console_script_is_installed() -> None:
     assert script is not None
     result = subprocess.run([script, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "migration" in result.stdout
+
+
+def test_version_is_the_installed_one(tmp_path: Path) -> None:
+    assert ok(run(tmp_path, None, "--version")).strip() == f"duo-orm {version('duo-orm')}"
+
+
+def project_with(tmp_path: Path, url: str, model: str) -> Path:
+    project = tmp_path / "app"
+    project.mkdir()
+    ok(run(project, url, "init"))
+    (project / "db" / "models" / "user.py").write_text(model)
+    with (project / "db" / "models" / "__init__.py").open("a") as init:
+        init.write("\nfrom .user import Team, User\n")
+    return project
+
+
+CONSTRAINED = """
+from duo_orm import ForeignKey, Mapped, String, mapped_column
+
+from ..database import db
+
+
+class Team(db.Model):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    nickname: Mapped[str] = mapped_column(String(50), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+"""
+
+
+def test_removed_and_added_constraints_are_migrated(tmp_path: Path, url: str) -> None:
+    """Removing ``unique=True`` (or an index, or a foreign key) is a difference to
+    ``check`` and a DROP in the generated migration, on SQLite (batch) and PostgreSQL."""
+    project = project_with(tmp_path, url, CONSTRAINED)
+    ok(run(project, url, "migration", "create", "add users"))
+    ok(run(project, url, "migration", "upgrade"))
+    model = project / "db" / "models" / "user.py"
+    model.write_text(
+        CONSTRAINED.replace(", unique=True", "")
+        .replace(", index=True", "")
+        .replace('mapped_column(ForeignKey("teams.id"))', "mapped_column()")
+    )
+
+    drift = run(project, url, "migration", "check")
+    assert drift.returncode == 1, drift.stdout + drift.stderr
+    for name in ("uq_users_email", "ix_users_nickname", "fk_users_team_id_teams"):
+        assert name in drift.stderr
+    ok(run(project, url, "migration", "create", "drop constraints"))
+    [dropping] = [path for path in versions(project) if "drop_constraints" in path.name]
+    upgrade = dropping.read_text().split("def downgrade")[0]
+    assert "drop_constraint(batch_op.f('uq_users_email'), type_='unique')" in upgrade or (
+        "drop_constraint(op.f('uq_users_email'), 'users', type_='unique')" in upgrade
+    )
+    assert "ix_users_nickname" in upgrade and "fk_users_team_id_teams" in upgrade
+    assert "Running upgrade" in ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    assert constraints(url) == ([], [], [])
+
+    model.write_text(CONSTRAINED)  # and back: added constraints are seen as well
+    assert run(project, url, "migration", "check").returncode == 1
+    ok(run(project, url, "migration", "create", "add constraints"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    assert constraints(url) == (["uq_users_email"], ["ix_users_nickname"], ["fk_users_team_id_teams"])
+
+
+def constraints(url: str) -> tuple[list[str | None], list[str | None], list[str | None]]:
+    """The users table's unique constraints, indexes and foreign keys, as the database has them."""
+    db = Database(url)
+    try:
+        found = inspect(db.sync_engine)
+        return (
+            [uq["name"] for uq in found.get_unique_constraints("users")],
+            [ix["name"] for ix in found.get_indexes("users")],
+            [fk["name"] for fk in found.get_foreign_keys("users")],
+        )
+    finally:
+        db.disconnect()
+
+
+def table_names(url: str) -> list[str]:
+    db = Database(url)
+    try:
+        return inspect(db.sync_engine).get_table_names()
+    finally:
+        db.disconnect()
+
+
+def test_stamp_heads_merge_and_offline_sql(tmp_path: Path, url: str) -> None:
+    project = project_with(tmp_path, url, CONSTRAINED)
+    ok(run(project, url, "migration", "create", "add users"))
+    [first] = versions(project)
+    revision = first.name.split("_")[0]
+
+    sql = ok(run(project, url, "migration", "upgrade", "--sql"))
+    assert "CREATE TABLE users" in sql and "uq_users_email" in sql
+    assert table_names(url) == []  # offline: nothing ran, not even alembic_version
+    down = ok(run(project, url, "migration", "downgrade", "--sql", f"{revision}:base"))
+    assert "DROP TABLE users" in down
+
+    stamped = ok(run(project, url, "migration", "stamp", "head"))  # tables made elsewhere
+    assert f"Running stamp_revision  -> {revision}" in stamped
+    assert f"{revision} (head)" in ok(run(project, url, "migration", "current"))
+    ok(run(project, url, "migration", "stamp", "base"))
+
+    # two branches each add a migration after the first: two heads
+    ok(run(project, url, "migration", "create", "--empty", "branch a"))
+    ok(run(project, url, "migration", "create", "--empty", "branch b"))
+    [branch_b] = [path for path in versions(project) if "branch_b" in path.name]
+    source = branch_b.read_text()
+    parent = source.split("down_revision: str | Sequence[str] | None = ")[1].splitlines()[0]
+    branch_b.write_text(source.replace(f"= {parent}", f"= {revision!r}"))
+    heads = ok(run(project, url, "migration", "heads")).splitlines()
+    assert len(heads) == 2
+    two = run(project, url, "migration", "upgrade")
+    assert two.returncode == 1 and "Multiple head" in two.stderr and "Traceback" not in two.stderr
+
+    assert "created  db/migrations/versions/" in ok(
+        run(project, url, "migration", "merge", "-m", "join branches")
+    )
+    assert len(ok(run(project, url, "migration", "heads")).splitlines()) == 1
+    steps = ok(run(project, url, "migration", "upgrade"))
+    assert f"Running upgrade  -> {revision}, add users" in steps
+    assert "branch a" in steps and "branch b" in steps and "join branches" in steps
+    lone = run(project, url, "migration", "merge")
+    assert lone.returncode == 1 and "nothing to merge" in lone.stderr
