@@ -71,7 +71,7 @@ def _additions(peers: PeerFactory | None, engine: Any, counter: Counter, bulk: i
 def sync_scenarios(
     db: Database, User: Any, quick: bool, peers: PeerFactory | None = None
 ) -> list[Scenario]:
-    engine = db._engines.sync_engine()
+    engine = db.sync_engine
     table = User.__table__
     counter = Counter()
     bulk = 1_000 if quick else BULK
@@ -292,7 +292,7 @@ def async_scenarios(
     db: Database, User: Any, quick: bool, peers: PeerFactory | None = None
 ) -> list[Scenario]:
     """The single-row and bulk scenarios again through the async engines."""
-    engine = db._engines.async_engine()
+    engine = db.async_engine
     table = User.__table__
     counter = Counter()
     bulk = 1_000 if quick else BULK

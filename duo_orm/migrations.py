@@ -35,7 +35,7 @@ def run_migrations(db: Database) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = target._engines.sync_engine()
+    engine = target.sync_engine
     with engine.connect() as connection:
         context.configure(connection=connection, **options)
         with context.begin_transaction():
