@@ -210,7 +210,11 @@ def test_removed_and_added_constraints_are_migrated(tmp_path: Path, url: str) ->
     ok(run(project, url, "migration", "create", "add constraints"))
     ok(run(project, url, "migration", "upgrade"))
     assert "matches" in ok(run(project, url, "migration", "check"))
-    assert constraints(url) == (["uq_users_email"], ["ix_users_nickname"], ["fk_users_team_id_teams"])
+    assert constraints(url) == (
+        ["uq_users_email"],
+        ["ix_users_nickname"],
+        ["fk_users_team_id_teams"],
+    )
 
 
 def constraints(url: str) -> tuple[list[str | None], list[str | None], list[str | None]]:
