@@ -9,6 +9,7 @@ cannot ALTER most things in place.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from alembic import context
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     from .database import Database
 
 URL_OPTION = "sqlalchemy.url"  # set by `duo-orm --url`; otherwise the Database's own URL
+
+# Alembic's opt-in comparison of CHECK constraints by name (1.19.2+; on 1.19.0-1.19.1 it
+# is on by default). It is only safe when every check is named, as a convention does.
+CHECKS_BY_NAME = "alembic.ext.checkconstraint_byname"
 
 
 def run_migrations(db: Database) -> None:
@@ -30,6 +35,8 @@ def run_migrations(db: Database) -> None:
         "render_as_batch": target.dialect == "sqlite",
         "compare_type": True,
     }
+    if "ck" in db.metadata.naming_convention and find_spec(CHECKS_BY_NAME) is not None:
+        options["autogenerate_plugins"] = ["alembic.autogenerate.*", CHECKS_BY_NAME]
     if context.is_offline_mode():
         context.configure(url=target.sync_url, literal_binds=True, **options)
         with context.begin_transaction():

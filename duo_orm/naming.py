@@ -18,13 +18,11 @@ from sqlalchemy import CheckConstraint, Table
 
 
 def _check_label(constraint: CheckConstraint, table: Table) -> str:
-    """A check's own name, else its columns plus a digest of its SQL.
+    """The columns a check mentions plus a digest of its SQL (``age_1a2b3c4d``).
 
-    Unnamed checks (including the ones ``Boolean`` and ``Enum`` add) still get a
-    stable name, and two unnamed checks on one column do not collide.
+    Only unnamed checks get here (an explicit ``name=`` is kept as given), including
+    the ones ``Boolean`` and ``Enum`` add; two unnamed checks on one column differ.
     """
-    if isinstance(constraint.name, str):
-        return constraint.name
     columns = "_".join(column.name for column in constraint.columns)
     digest = hashlib.sha1(str(constraint.sqltext).encode()).hexdigest()[:8]
     return f"{columns}_{digest}" if columns else digest

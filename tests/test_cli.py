@@ -10,6 +10,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from importlib.util import find_spec
+
 from sqlalchemy import inspect
 
 from duo_orm import Database
@@ -239,6 +241,66 @@ def table_names(url: str) -> list[str]:
     db = Database(url)
     try:
         return inspect(db.sync_engine).get_table_names()
+    finally:
+        db.disconnect()
+
+
+CHECKED = """
+from sqlalchemy import CheckConstraint
+
+from duo_orm import Mapped, mapped_column
+
+from ..database import db
+
+
+class Team(db.Model):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("age >= 0"),
+        CheckConstraint("age < 200", name="sane_age"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    age: Mapped[int]
+"""
+
+
+@pytest.mark.skipif(
+    find_spec("alembic.ext.checkconstraint_byname") is None,
+    reason="Alembic compares CHECK constraints by name from 1.19.2 on",
+)
+def test_removed_and_added_check_constraints_are_migrated(tmp_path: Path, url: str) -> None:
+    project = project_with(tmp_path, url, CHECKED)
+    ok(run(project, url, "migration", "create", "add users"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    [unnamed] = [name for name in check_names(url) if name != "sane_age"]
+    assert unnamed.startswith("ck_users_")  # named by the convention
+
+    model = project / "db" / "models" / "user.py"
+    model.write_text(CHECKED.replace('CheckConstraint("age >= 0"),', ""))
+    drift = run(project, url, "migration", "check")
+    assert drift.returncode == 1 and unnamed in drift.stderr
+    ok(run(project, url, "migration", "create", "drop check"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert check_names(url) == ["sane_age"]
+    assert "matches" in ok(run(project, url, "migration", "check"))
+
+    model.write_text(CHECKED)
+    assert run(project, url, "migration", "check").returncode == 1
+    ok(run(project, url, "migration", "create", "add check"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert sorted(check_names(url)) == sorted([unnamed, "sane_age"])
+
+
+def check_names(url: str) -> list[str | None]:
+    db = Database(url)
+    try:
+        return [ck["name"] for ck in inspect(db.sync_engine).get_check_constraints("users")]
     finally:
         db.disconnect()
 
