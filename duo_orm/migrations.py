@@ -13,7 +13,8 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from alembic import context
-from sqlalchemy import Column, Table
+from alembic.util import CommandError
+from sqlalchemy import Column, Connection, Table
 
 if TYPE_CHECKING:
     from .database import Database
@@ -42,12 +43,44 @@ def run_migrations(db: Database) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = target.sync_engine
-    with engine.connect() as connection:
-        context.configure(connection=connection, **options)
+    sqlite = target.dialect == "sqlite"
+    with target.sync_engine.connect() as connection:
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=False)
+        # duo-orm's SQLite connections issue a real BEGIN, so DDL is transactional
+        # there too: a failed upgrade leaves nothing half done.
+        context.configure(connection=connection, transactional_ddl=True, **options)
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                _refuse_broken_references(connection)
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=True)
     target.disconnect()
+
+
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    """Switch SQLite's foreign-key enforcement for this connection.
+
+    Batch mode copies a table, drops the old one and renames the copy; with
+    enforcement on, dropping a table other rows point at fails (or cascades).
+    The pragma only works outside a transaction, so it goes to the driver
+    directly (duo-orm's SQLite connections are in autocommit mode until BEGIN).
+    """
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _refuse_broken_references(connection: Connection) -> None:
+    """With enforcement off, check before COMMIT that every reference still resolves."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise CommandError(
+            f"the migration leaves rows whose foreign keys point nowhere in {', '.join(tables)} "
+            "(PRAGMA foreign_key_check); nothing was committed"
+        )
 
 
 def _same_models_elsewhere(db: Database, url: str) -> Database:

@@ -7,11 +7,10 @@ import shutil
 import subprocess
 import sys
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from importlib.util import find_spec
-
 from sqlalchemy import inspect
 
 from duo_orm import Database
@@ -343,3 +342,84 @@ def test_stamp_heads_merge_and_offline_sql(tmp_path: Path, url: str) -> None:
     assert "branch a" in steps and "branch b" in steps and "join branches" in steps
     lone = run(project, url, "migration", "merge")
     assert lone.returncode == 1 and "nothing to merge" in lone.stderr
+
+
+MOVE_OVER = """
+def upgrade() -> None:
+    # SQLite made these tables' constraints unnamed: copy each table, letting the
+    # convention name them (batch mode recreates the table).
+    for table in ("teams", "users"):
+        with op.batch_alter_table(table, recreate="always", naming_convention=NAMING_CONVENTION):
+            pass
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
+def test_a_database_made_before_the_convention_moves_over(tmp_path: Path, url: str) -> None:
+    project = project_with(tmp_path, url, CONSTRAINED)
+    database = project / "db" / "database.py"
+    database.write_text(database.read_text().replace('"))', '"), naming_convention=None)'))
+    ok(run(project, url, "migration", "create", "before"))
+    ok(run(project, url, "migration", "upgrade"))
+    db = Database(url)
+    with db.sync_engine.begin() as connection:  # rows that point at each other
+        connection.exec_driver_sql("INSERT INTO teams (id) VALUES (1)")
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, email, nickname, team_id) VALUES (1, 'a@x.io', 'a', 1)"
+        )
+    db.disconnect()
+    database.write_text(database.read_text().replace(", naming_convention=None", ""))
+
+    drift = run(project, url, "migration", "check")
+    assert drift.returncode == 1 and "uq_users_email" in drift.stderr
+    ok(run(project, url, "migration", "create", "name constraints"))
+    [moving] = [path for path in versions(project) if "name_constraints" in path.name]
+    if url.startswith("sqlite"):  # what docs/migrations.md says to write instead
+        source = moving.read_text()
+        source = source[: source.index("\ndef upgrade")] + MOVE_OVER
+        source = source.replace(
+            "from alembic import op\n",
+            "from alembic import op\n\nfrom duo_orm import NAMING_CONVENTION\n",
+        )
+        moving.write_text(source)
+    ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    assert constraints(url) == (
+        ["uq_users_email"],
+        ["ix_users_nickname"],
+        ["fk_users_team_id_teams"] if url.startswith("sqlite") else ["users_team_id_fkey"],
+    )
+    db = Database(url)
+    with db.sync_engine.connect() as connection:  # the rows came through the copy
+        assert connection.exec_driver_sql("SELECT team_id FROM users").scalar_one() == 1
+    db.disconnect()
+
+
+def test_sqlite_migration_that_breaks_references_is_rolled_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    project = project_with(tmp_path, url, CONSTRAINED)
+    ok(run(project, url, "migration", "create", "add users"))
+    ok(run(project, url, "migration", "upgrade"))
+    db = Database(url)
+    with db.sync_engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO teams (id) VALUES (1)")
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, email, nickname, team_id) VALUES (1, 'a@x.io', 'a', 1)"
+        )
+    ok(run(project, url, "migration", "create", "--empty", "delete teams"))
+    [deleting] = [path for path in versions(project) if "delete_teams" in path.name]
+    deleting.write_text(
+        deleting.read_text().replace(
+            "def upgrade() -> None:\n    pass",
+            'def upgrade() -> None:\n    op.execute("DELETE FROM teams")',
+        )
+    )
+    broken = run(project, url, "migration", "upgrade")
+    assert broken.returncode == 1 and "point nowhere in users" in broken.stderr
+    with db.sync_engine.connect() as connection:  # all or nothing: the team is still there
+        assert connection.exec_driver_sql("SELECT count(*) FROM teams").scalar_one() == 1
+    assert "(head)" not in ok(run(project, url, "migration", "current"))
+    db.disconnect()
