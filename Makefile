@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # which example `make demo` and `make serve` use: fastapi, starlette or litestar
 FRAMEWORK ?= fastapi
 
-.PHONY: setup demo serve test bench fuzz postgres lint types clean
+.PHONY: setup demo serve test bench fuzz postgres lint types docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,15 @@ types: setup
 postgres:  ## install the PostgreSQL server binaries the tests start (if missing)
 	tests/ensure_postgres.sh
 
-test: lint types postgres  ## lint, types, then the whole suite on SQLite and PostgreSQL
+test: lint types docs postgres  ## lint, types, the docs site, then the whole suite (and the docs' examples) on SQLite and PostgreSQL
 	$(BIN)/pytest
+
+$(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet --group docs
+	touch $@
+
+docs: setup $(BIN)/.docs-installed  ## build the documentation site into site/; any warning fails it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
@@ -47,4 +54,4 @@ fuzz: setup postgres  ## schemathesis against the three example apps under uvico
 	$(BIN)/python -m tests.fuzz_examples
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
