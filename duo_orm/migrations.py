@@ -3,7 +3,8 @@
 Migrations always run on the Database's sync engine, so a driverless URL, an
 async URL (``postgresql+asyncpg://``) and SQLite's settings all work as they do
 in the application. SQLite migrations are rendered in batch mode, since SQLite
-cannot ALTER most things in place.
+cannot ALTER most things in place, and run in one transaction with foreign-key
+enforcement off until a final check.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ URL_OPTION = "sqlalchemy.url"  # set by `duo-orm --url`; otherwise the Database'
 CHECKS_BY_NAME = "alembic.ext.checkconstraint_byname"
 
 
+def has_checks_by_name() -> bool:
+    """Whether the installed Alembic can compare CHECK constraints by name."""
+    try:
+        return find_spec(CHECKS_BY_NAME) is not None
+    except ModuleNotFoundError:  # no alembic.ext package at all (before 1.19.2)
+        return False
+
+
 def run_migrations(db: Database) -> None:
     """The whole of a generated ``env.py``: migrate ``db.Model``'s tables."""
     config = context.config
@@ -36,7 +45,7 @@ def run_migrations(db: Database) -> None:
         "render_as_batch": target.dialect == "sqlite",
         "compare_type": True,
     }
-    if "ck" in db.metadata.naming_convention and find_spec(CHECKS_BY_NAME) is not None:
+    if "ck" in db.metadata.naming_convention and has_checks_by_name():
         options["autogenerate_plugins"] = ["alembic.autogenerate.*", CHECKS_BY_NAME]
     if context.is_offline_mode():
         context.configure(url=target.sync_url, literal_binds=True, **options)

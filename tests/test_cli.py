@@ -7,13 +7,13 @@ import shutil
 import subprocess
 import sys
 from importlib.metadata import version
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
 from duo_orm import Database
+from duo_orm.migrations import has_checks_by_name
 
 pytestmark = pytest.mark.persistent
 
@@ -269,7 +269,7 @@ class User(db.Model):
 
 
 @pytest.mark.skipif(
-    find_spec("alembic.ext.checkconstraint_byname") is None,
+    not has_checks_by_name(),
     reason="Alembic compares CHECK constraints by name from 1.19.2 on",
 )
 def test_removed_and_added_check_constraints_are_migrated(tmp_path: Path, url: str) -> None:
