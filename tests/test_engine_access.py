@@ -4,6 +4,7 @@ duo-orm's engines, for raw SQL, pandas, Alembic and pool inspection."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, insert, select, text
@@ -77,8 +78,8 @@ def test_async_engine_belongs_to_its_event_loop(m: Models) -> None:
     db.disconnect()
 
 
-def test_no_async_engine_without_derive_async(tmp_path: object) -> None:
-    db = Database(f"sqlite:///{tmp_path}/sync.db", derive_async=False)
+def test_no_async_engine_without_derive_async(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'sync.db'}", derive_async=False)
     assert isinstance(db.sync_engine, Engine)
 
     async def main() -> None:
