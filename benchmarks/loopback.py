@@ -43,7 +43,7 @@ def app_factory() -> Any:
     # The hand-written app gets its own engine configured like duo-orm's (uvicorn calls
     # this on its running loop), as in-process: the same SQLite transaction handling on
     # both sides, so the comparison is about the layer, not the driver settings.
-    engine = Database(os.environ["BENCH_DATABASE_URL"])._engines.async_engine()
+    engine = Database(os.environ["BENCH_DATABASE_URL"]).async_engine
     variant = os.environ["BENCH_VARIANT"]
     apps = http.FRAMEWORKS[os.environ["BENCH_FRAMEWORK"]](db, user, engine)
     return apps["duo-orm" if variant == "duo-orm" else "hand-written"]

@@ -16,6 +16,7 @@ from .exceptions import (
     ValidationError,
 )
 from .model import Model
+from .naming import NAMING_CONVENTION
 from .query import Page, Query
 from .types import (
     JSON,
@@ -76,6 +77,7 @@ __all__ = [
     "LargeBinary",
     "Mapped",
     "Model",
+    "NAMING_CONVENTION",
     "Page",
     "Query",
     "MultipleObjectsFoundError",

@@ -222,7 +222,12 @@ class Engines:
             raise ConfigurationError(f"Invalid engine option: {exc}") from exc
 
     def _keep_memory_alive(self) -> None:
-        """Hold one raw connection so a shared in-memory database outlives the pools."""
+        """Hold one raw connection so a shared in-memory database outlives the pools.
+
+        It stays open through ``dispose_*`` (an adapter's lifespan restarting, a
+        ``db.disconnect()``), so the data lives as long as this object; only
+        ``close()`` drops it.
+        """
         if self.urls.is_memory and self._memory_keeper is None:
             url = self.urls.sync
             uri = f"{url.database}?vfs=memdb"
@@ -252,6 +257,10 @@ class Engines:
         if self._isolated is not None:
             self._isolated.dispose()
             self._isolated = None
+
+    def close(self) -> None:
+        """Dispose every pool and drop a shared in-memory database for good."""
+        self.dispose_sync()
         if self._memory_keeper is not None:
             self._memory_keeper.close()
             self._memory_keeper = None

@@ -9,6 +9,8 @@ paths that file does not exercise.
 from __future__ import annotations
 
 import asyncio
+import gc
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -345,31 +347,41 @@ def test_two_memory_databases_are_separate() -> None:
     second.disconnect()
 
 
-def test_sync_disconnect_drops_a_memory_database() -> None:
+def test_memory_database_outlives_disconnect() -> None:
+    """An app's lifespan stopping (``db.disconnect()``) must not take the data with it."""
     db = Database("sqlite:///:memory:")
     models = define_models(db)
     db.create_all()
     models.User.create(email="a@x.io", name="a")
     db.disconnect()
-    with pytest.raises(DatabaseError, match="no such table"):
-        models.User.count()
-    db.create_all()  # usable again: a fresh, empty database
-    assert models.User.count() == 0
+    assert user_emails(models) == ["a@x.io"]  # engines rebuilt, same database
     db.disconnect()
 
 
 @pytest.mark.anyio
-async def test_async_disconnect_drops_a_memory_database() -> None:
+async def test_memory_database_outlives_async_disconnect() -> None:
     db = Database("sqlite:///:memory:")
     models = define_models(db)
     await db.create_all()
     await models.User.create(email="a@x.io", name="a")
     await db.disconnect()
-    with pytest.raises(DatabaseError, match="no such table"):
-        await models.User.count()
-    await db.create_all()
-    assert await models.User.count() == 0
+    assert await models.User.count() == 1
     await db.disconnect()
+
+
+def test_memory_database_ends_with_its_database_object() -> None:
+    db = Database("sqlite:///:memory:")
+    define_models(db)
+    db.create_all()
+    shared = f"{db.sync_url.database}?vfs=memdb"  # the name every connection opens
+    probe = sqlite3.connect(shared, uri=True)
+    assert probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    probe.close()
+    del db
+    gc.collect()
+    probe = sqlite3.connect(shared, uri=True)
+    assert probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    probe.close()
 
 
 # -- one model base per database ------------------------------------------------------

@@ -42,7 +42,7 @@ from .conftest import count_rows
 from .models import Models
 
 # API.md, "Database" and "Models": what `from duo_orm import ...` must offer.
-API_CORE = ["Database", "Model", "Query", "Page", "ValidationError"]
+API_CORE = ["Database", "Model", "NAMING_CONVENTION", "Query", "Page", "ValidationError"]
 API_SQLALCHEMY = {  # re-exported as-is from SQLAlchemy
     "Mapped": sa_orm.Mapped,
     "mapped_column": sa_orm.mapped_column,
