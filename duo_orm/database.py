@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 
 from . import _callbacks, dispatch
-from ._isolation import Isolation
+from ._isolation import AsyncIsolation, Isolation, SyncIsolation
 from ._pending import pending
 from .engines import Access, Engines
 from .errors import translate, translated_errors
@@ -182,9 +182,8 @@ class Database:
         ddl = self.metadata.create_all if create else self.metadata.drop_all
         isolation = self._isolation
         if isolation is not None:  # inside the test's transaction, rolled back with it
-            with translated_errors(), isolation.connection.begin_nested():
-                ddl(isolation.connection)
-            return _already_done()
+            work = isolation.ddl(ddl)
+            return _already_done() if work is None else pending(work, None)
         if dispatch.event_loop_running():
 
             async def run_async() -> None:
@@ -217,18 +216,34 @@ class Database:
             urls, derive_async=self.derive_async, echo=echo, engine_options=engine_options
         )
 
-    def _isolate(self) -> Isolation:
-        """Make every session join one outer transaction until ``_end_isolation()``."""
+    def _isolate(self) -> SyncIsolation:
+        """Make every session join one sync-driver transaction until ``_end_isolation()``."""
+        self._check_not_isolated()
+        self._isolation = isolation = SyncIsolation(self)
+        return isolation
+
+    async def _isolate_async(self) -> AsyncIsolation:
+        """Make every session join one transaction on this event loop's async driver."""
+        self._check_not_isolated()
+        isolation = await AsyncIsolation(self).open()
+        self._isolation = isolation
+        return isolation
+
+    def _check_not_isolated(self) -> None:
         if self._isolation is not None:
             raise UnsupportedOperationError(f"{self!r} is already isolated for a test.")
-        self._isolation = Isolation(self)
-        return self._isolation
 
     def _end_isolation(self) -> None:
         """Roll back everything since ``_isolate()``; sessions use the engines again."""
         isolation, self._isolation = self._isolation, None
-        if isolation is not None:
+        if isinstance(isolation, SyncIsolation):
             isolation.end()
+
+    async def _end_isolation_async(self) -> None:
+        """Roll back everything since ``_isolate_async()``, on the test's loop."""
+        isolation, self._isolation = self._isolation, None
+        if isinstance(isolation, AsyncIsolation):
+            await isolation.end()
 
     # -- internals used by dispatch and transactions --------------------------
 
@@ -249,6 +264,13 @@ class Database:
         return frame if frame is not None and frame.active else None
 
     def _new_sync_session(self, access: Access = "write") -> Session:
+        if isinstance(self._isolation, AsyncIsolation):
+            raise UnsupportedOperationError(
+                f"This async test holds {self}'s connection on its event loop, where the "
+                "async driver runs it; a sync session from another thread cannot use it. "
+                "Use `async with db.transaction()` in the test, make the call from async "
+                "code, or write the test as a sync one."
+            )
         if self._isolation is not None:
             return DuoSession(
                 bind=self._isolation.connection,
@@ -262,6 +284,14 @@ class Database:
             raise ConfigurationError(
                 "This Database was created with derive_async=False and has no async engine. "
                 "Make this call from sync code, or create the Database with derive_async=True."
+            )
+        if isinstance(self._isolation, AsyncIsolation):
+            self._isolation.check_loop()
+            return AsyncSession(
+                bind=self._isolation.async_connection,
+                join_transaction_mode="create_savepoint",
+                sync_session_class=DuoSession,
+                **self._session_options,
             )
         if self._isolation is not None:
             # The test's one sync connection, driven through AsyncSession's greenlet
