@@ -32,6 +32,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+from sqlalchemy.sql.expression import (
+    ReleaseSavepointClause,
+    RollbackToSavepointClause,
+    SavepointClause,
+)
 
 from .errors import translated_errors
 from .exceptions import ConfigurationError, UnsupportedOperationError
@@ -65,21 +70,23 @@ class Isolation:
 
     def _guard(self) -> None:
         self._open: list[str] = []
-        event.listen(self.connection, "savepoint", self._began)
-        event.listen(self.connection, "release_savepoint", self._ended)
-        event.listen(self.connection, "rollback_savepoint", self._ended)
+        event.listen(self.connection, "before_execute", self._savepoints_in_order)
 
-    def _began(self, _connection: Connection, name: str | None) -> None:
-        if name is not None:
-            self._open.append(name)
-
-    def _ended(self, _connection: Connection, name: str | None, _context: object) -> None:
-        if name is None or name not in self._open:
-            return
-        newer = self._open[self._open.index(name) + 1 :]
-        if newer:
-            raise UnsupportedOperationError(OVERLAP.format(name=name, newer=newer[0], db=self.db))
-        self._open.pop()
+    def _savepoints_in_order(
+        self, _connection: Connection, statement: object, *_args: object
+    ) -> None:
+        if isinstance(statement, SavepointClause):
+            self._open.append(statement.ident)
+        elif isinstance(statement, (ReleaseSavepointClause, RollbackToSavepointClause)):
+            name = statement.ident
+            if name not in self._open:
+                return
+            newer = self._open[self._open.index(name) + 1 :]
+            if newer:
+                raise UnsupportedOperationError(
+                    OVERLAP.format(name=name, newer=newer[0], db=self.db)
+                )
+            self._open.pop()
 
     def ddl(self, ddl: DDL) -> Coroutine[Any, Any, None] | None:
         """Run ``ddl`` in a savepoint; a coroutine when the caller must await it."""

@@ -27,6 +27,7 @@ from duo_orm import ConfigurationError, Database
 from duo_orm.dispatch import event_loop_running
 
 from ._lifespan import lifespan
+from ._workers import worker_database, xdist_worker
 
 try:
     import pytest_asyncio
@@ -70,20 +71,28 @@ def load(path: str, what: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def duo_orm_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def duo_orm_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The URL the (first) Database is pointed at for the run; it gets wiped.
 
     ``--duo-orm-url``, then the ``duo_orm_url`` ini key, then ``$DUO_ORM_TEST_URL``,
     else a SQLite file in a temporary directory. The value ``throwaway-postgresql``
-    starts a PostgreSQL server for the run (``duo_orm_postgres_url``). Override
-    this fixture to provision anything else.
+    starts a PostgreSQL server for the run (``duo_orm_postgres_url``). Under
+    pytest-xdist each worker gets a database of its own beside the one named.
+    Override this fixture to provision anything else.
     """
     url = setting(request.config, "url") or os.environ.get(ENV_URL)
-    if url == THROWAWAY_POSTGRES:
-        return str(request.getfixturevalue("duo_orm_postgres_url"))
-    if url:
-        return str(url)
-    return f"sqlite:///{tmp_path_factory.mktemp('duo_orm') / 'test.db'}"
+    worker = xdist_worker(request.config)
+    if url == THROWAWAY_POSTGRES:  # a server per run, so per worker
+        yield str(request.getfixturevalue("duo_orm_postgres_url"))
+    elif not url:  # a worker's temporary directory is its own
+        yield f"sqlite:///{tmp_path_factory.mktemp('duo_orm') / 'test.db'}"
+    elif worker is None:
+        yield str(url)
+    else:
+        with worker_database(str(url), worker) as own:
+            yield own
 
 
 @pytest.fixture(scope="session")

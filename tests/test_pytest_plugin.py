@@ -75,6 +75,12 @@ async def pair(data: UserIn) -> dict[str, int]:
 @app.get("/users/count")
 async def count() -> dict[str, int]:
     return {"count": await User.count()}
+
+
+@app.get("/driver")
+async def driver() -> dict[str, bool]:
+    async with db.transaction() as session:
+        return {"async": await session.run_sync(lambda s: s.connection().dialect.is_async)}
 """,
     "starlette": """
 import anyio.from_thread
@@ -118,12 +124,18 @@ async def count(request: Request) -> JSONResponse:
     return JSONResponse({"count": await User.count()})
 
 
+async def driver(request: Request) -> JSONResponse:
+    async with db.transaction() as session:
+        return JSONResponse({"async": await session.run_sync(lambda s: s.connection().dialect.is_async)})
+
+
 app = Starlette(
     routes=[
         Route("/users/", signup, methods=["POST"]),
         Route("/users/sync/", signup_in_a_thread, methods=["POST"]),
         Route("/users/pair/", pair, methods=["POST"]),
         Route("/users/count", count),
+        Route("/driver", driver),
     ],
     middleware=[Middleware(DuoORMMiddleware, db=db)],
     lifespan=duo_lifespan(db),
@@ -169,7 +181,15 @@ async def count() -> dict[str, int]:
     return {"count": await User.count()}
 
 
-app = Litestar(route_handlers=[signup, signup_in_a_thread, pair, count], plugins=[DuoORMPlugin(db)])
+@get("/driver")
+async def driver() -> dict[str, bool]:
+    async with db.transaction() as session:
+        return {"async": await session.run_sync(lambda s: s.connection().dialect.is_async)}
+
+
+app = Litestar(
+    route_handlers=[signup, signup_in_a_thread, pair, count, driver], plugins=[DuoORMPlugin(db)]
+)
 """,
 }
 
@@ -194,8 +214,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 """
 
 TESTS = """
+import asyncio
+import threading
+
+import anyio
 import pytest
 
+from duo_orm import UnsupportedOperationError
 from app.db import User, db
 
 EMAIL = {"email": "a@x.io", "name": "A"}
@@ -244,6 +269,12 @@ def test_empty_after_blocks():
     assert User.count() == 0
 
 
+def test_sync_test_runs_on_the_sync_driver(client):
+    assert client.get("/driver").json() == {"async": False}
+    with db.transaction() as session:
+        assert not session.connection().dialect.is_async
+
+
 @pytest.mark.anyio
 async def test_signup_async(async_client):
     r = await async_client.post("/users/", json=EMAIL)
@@ -251,13 +282,80 @@ async def test_signup_async(async_client):
     assert await User.count() == 1
     async with db.transaction():
         await User.create(email="c@x.io", name="C")
-    assert (await async_client.get("/users/count")).json() == {"count": 2}
+    r = await async_client.post("/users/sync/", json={"email": "d@x.io", "name": "D"})
+    assert r.status_code == 201, r.text  # a def handler, in a worker thread
+    assert await anyio.to_thread.run_sync(User.count) == 3  # sync code in a thread
+    assert (await async_client.get("/users/count")).json() == {"count": 3}
 
 
 @pytest.mark.anyio
 async def test_empty_after_async(async_client):
     assert await User.count() == 0
     assert (await async_client.get("/users/count")).json() == {"count": 0}
+
+
+@pytest.mark.anyio
+async def test_async_test_runs_on_the_async_driver(async_client):
+    assert (await async_client.get("/driver")).json() == {"async": True}
+    async with db.transaction() as session:
+        assert await session.run_sync(lambda s: s.connection().dialect.is_async)
+
+
+@pytest.mark.anyio
+async def test_overlapping_tasks_are_refused():
+    first_in, second_in = anyio.Event(), anyio.Event()
+
+    async def first():
+        async with db.transaction():
+            await User.create(email="f@x.io", name="F")
+            first_in.set()
+            await second_in.wait()
+        # leaves while the second task's savepoint is still open
+
+    async def second():
+        await first_in.wait()
+        async with db.transaction():
+            await User.create(email="g@x.io", name="G")
+            second_in.set()
+            await asyncio.sleep(0)
+
+    results = await asyncio.gather(first(), second(), return_exceptions=True)
+    assert isinstance(results[0], UnsupportedOperationError), results
+    assert "overlapped" in str(results[0])
+
+
+def test_overlapping_threads_are_refused():
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    errors = []
+
+    def first():
+        try:
+            with db.transaction():
+                User.create(email="f@x.io", name="F")
+                first_in.set()
+                second_in.wait(60)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            first_out.set()
+
+    def second():
+        first_in.wait(60)
+        with db.transaction():
+            User.create(email="g@x.io", name="G")
+            second_in.set()
+            first_out.wait(60)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], UnsupportedOperationError), errors
+
+
+def test_empty_after_overlaps():
+    assert User.count() == 0
 
 
 @pytest.mark.duo_orm_commits
@@ -270,6 +368,7 @@ def test_real_commit_is_seen_by_another_connection():
 def test_empty_after_real_commit():
     assert User.count() == 0
 """
+TEST_COUNT = 16
 
 
 def write_project(pytester: pytest.Pytester, framework: str) -> None:
@@ -301,7 +400,7 @@ def test_user_project_is_isolated_in_any_order(
     for order in ("", "reversed", "seed=1", "seed=2"):
         monkeypatch.setenv("TEST_ORDER", order)
         result = pytester.runpytest_subprocess(f"--duo-orm-url={url}", "-p", "no:randomly")
-        result.assert_outcomes(passed=11)
+        result.assert_outcomes(passed=TEST_COUNT)
 
 
 MIGRATED_MODEL = """
@@ -371,7 +470,7 @@ def test_schema_from_migrations(
 def test_throwaway_postgresql_server(pytester: pytest.Pytester) -> None:
     write_project(pytester, "fastapi")
     result = pytester.runpytest_subprocess("--duo-orm-url=throwaway-postgresql")
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=TEST_COUNT)
 
 
 def test_plugin_is_inert_without_configuration(pytester: pytest.Pytester) -> None:
