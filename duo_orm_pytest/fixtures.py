@@ -16,9 +16,9 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -45,6 +45,8 @@ __all__ = [
     "duo_orm_postgres_url",
     "duo_orm_url",
 ]
+
+T = TypeVar("T")
 
 ENV_URL = "DUO_ORM_TEST_URL"
 THROWAWAY_POSTGRES = "throwaway-postgresql"  # a duo_orm_url value: start a server
@@ -348,6 +350,30 @@ async def app_client(app: Any) -> AsyncIterator[Any]:
         yield http
 
 
+@asynccontextmanager
+async def held_in_a_task(context: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
+    """Enter and leave ``context`` in a task of its own, whichever tasks use this."""
+    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    leave = asyncio.Event()
+
+    async def hold() -> None:
+        try:
+            async with context as value:
+                entered.set_result(value)
+                await leave.wait()
+        except BaseException as exc:
+            if entered.done():
+                raise
+            entered.set_exception(exc)
+
+    task = asyncio.create_task(hold())
+    try:
+        yield await entered
+    finally:
+        leave.set()
+        await task
+
+
 @pytest.fixture
 async def _duo_orm_client_anyio(duo_orm_app: Any) -> AsyncIterator[Any]:
     async with app_client(duo_orm_app) as http:
@@ -366,7 +392,9 @@ def _asyncio_fixtures() -> dict[str, Any]:
                 yield
 
         async def client(duo_orm_app: Any) -> AsyncIterator[Any]:
-            async with app_client(duo_orm_app) as http:
+            # pytest-asyncio tears a fixture down in another task than it set it up in,
+            # and the lifespan's task group must be left in the task that entered it
+            async with held_in_a_task(app_client(duo_orm_app)) as http:
                 yield http
 
         for what, function in (("isolation", isolation), ("client", client)):
