@@ -135,8 +135,18 @@ class AsyncIsolation(Isolation):
         self.loop = asyncio.get_running_loop()
 
     async def open(self) -> AsyncIsolation:
-        with translated_errors():
-            self.async_connection: AsyncConnection = await self.db._engines.async_engine().connect()
+        if not self.db.derive_async:
+            raise ConfigurationError(
+                f"An async test runs on the async driver, and {self.db} was created with "
+                "derive_async=False. Write the test as a sync one."
+            )
+        self.engine = self.db._engines.isolated_async_engine()
+        try:
+            with translated_errors():
+                self.async_connection: AsyncConnection = await self.engine.connect()
+        except BaseException:
+            await self.engine.dispose()
+            raise
         self.transaction: AsyncTransaction = await self.async_connection.begin()
         connection = self.async_connection.sync_connection
         assert connection is not None  # set once connected
@@ -183,3 +193,4 @@ class AsyncIsolation(Isolation):
                 await self.transaction.rollback()
         finally:
             await self.async_connection.close()
+            await self.engine.dispose()

@@ -36,7 +36,6 @@ except ImportError:  # pytest-asyncio is optional; anyio's plugin comes with any
 
 __all__ = [
     "ASYNCIO_FIXTURES",
-    "app_client",
     "async_client",
     "client",
     "duo_orm_app",

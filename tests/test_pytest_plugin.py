@@ -362,6 +362,16 @@ def test_overlapping_threads_are_refused():
     assert len(errors) == 1 and isinstance(errors[0], UnsupportedOperationError), errors
 
 
+@pytest.mark.anyio
+async def test_sync_block_in_a_thread_of_an_async_test_is_refused():
+    def block():
+        with db.transaction():
+            User.create(email="h@x.io", name="H")
+
+    with pytest.raises(UnsupportedOperationError, match="sync session from another thread"):
+        await anyio.to_thread.run_sync(block)
+
+
 def test_empty_after_overlaps():
     assert User.count() == 0
 
@@ -376,7 +386,7 @@ def test_real_commit_is_seen_by_another_connection():
 def test_empty_after_real_commit():
     assert User.count() == 0
 """
-TEST_COUNT = 16
+TEST_COUNT = 17
 
 
 def write_project(pytester: pytest.Pytester, framework: str, tests: str = TESTS) -> None:
