@@ -66,7 +66,6 @@ class Isolation:
 
     db: Database
     connection: Connection  # what sync sessions bind to (and async ones, underneath)
-    loop: asyncio.AbstractEventLoop | None = None  # set when the connection is async
 
     def _guard(self) -> None:
         self._open: list[str] = []
@@ -132,14 +131,9 @@ class AsyncIsolation(Isolation):
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()  # the test's: the connection belongs to it
 
     async def open(self) -> AsyncIsolation:
-        if not self.db.derive_async:
-            raise ConfigurationError(
-                f"An async test runs on the async driver, and {self.db} was created with "
-                "derive_async=False. Write the test as a sync one."
-            )
         self.engine = self.db._engines.isolated_async_engine()
         try:
             with translated_errors():
@@ -165,7 +159,6 @@ class AsyncIsolation(Isolation):
 
     def call_in_loop(self, make: Callable[[], Awaitable[T]]) -> T:
         """From a worker thread: run a coroutine on the test's loop and wait for it."""
-        assert self.loop is not None
 
         async def run() -> T:
             return await make()

@@ -222,8 +222,13 @@ class Database:
         self._isolation = isolation = SyncIsolation(self)
         return isolation
 
-    async def _isolate_async(self) -> AsyncIsolation:
-        """Make every session join one transaction on this event loop's async driver."""
+    async def _isolate_async(self) -> Isolation:
+        """Make every session join one transaction on this event loop's async driver.
+
+        A Database without an async side (``derive_async=False``) stays on its sync one.
+        """
+        if not self.derive_async:
+            return self._isolate()
         self._check_not_isolated()
         isolation = await AsyncIsolation(self).open()
         self._isolation = isolation
@@ -244,6 +249,8 @@ class Database:
         isolation, self._isolation = self._isolation, None
         if isinstance(isolation, AsyncIsolation):
             await isolation.end()
+        elif isinstance(isolation, SyncIsolation):
+            isolation.end()
 
     # -- internals used by dispatch and transactions --------------------------
 
