@@ -321,11 +321,12 @@ def client(duo_orm_app: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def async_client(request: pytest.FixtureRequest) -> Any:
+def async_client(request: pytest.FixtureRequest, duo_orm_app: Any) -> Any:
     """An ``httpx.AsyncClient`` calling the app in-process, its lifespan run around the test.
 
     For async tests (``pytest.mark.anyio`` or pytest-asyncio, strict or auto mode):
-    the client is opened on the test's own event loop.
+    the client is opened on the test's own event loop. (``duo_orm_app`` is named
+    here so that a parametrized one reaches the client.)
     """
     name = _async_fixture(request.node, "client")
     if name is None:

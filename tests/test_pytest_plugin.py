@@ -439,7 +439,7 @@ def test_user_project_on_pytest_asyncio(
     """The same tests run by pytest-asyncio: marked (strict mode) and unmarked (auto mode)."""
     strict = TESTS.replace("@pytest.mark.anyio", "@pytest.mark.asyncio")
     write_project(pytester, framework, strict)
-    given = [f"--duo-orm-url={url}", "-p", "no:anyio"]
+    given = [f"--duo-orm-url={url}"]
     run_in_orders(pytester, monkeypatch, ["file order", "reversed", "shuffled"], *given)
     auto = TESTS.replace("@pytest.mark.anyio\n", "")
     write_project(pytester, framework, auto)
