@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from . import _callbacks, dispatch
-from ._isolation import Isolation
+from ._isolation import AsyncIsolation, Isolation, SyncIsolation
 from ._pending import pending
 from .engines import Access, Engines
 from .errors import translate, translated_errors
@@ -151,6 +151,13 @@ class Database:
         commits. Under the pytest plugin's isolation they join the test's transaction.
         """
         isolation = self._isolation
+        if isinstance(isolation, AsyncIsolation):
+            raise UnsupportedOperationError(
+                f"This async test holds {self}'s connection on its event loop, where the "
+                "async driver runs it; a sync session from another thread cannot use it. "
+                "Use `async with db.transaction()` in the test, make the call from async "
+                "code, or write the test as a sync one."
+            )
         bind: Engine | Connection = isolation.connection if isolation else self.sync_engine
         factory = self._sync_factory
         if factory is None or factory.kw["bind"] is not bind:
@@ -168,9 +175,18 @@ class Database:
         Like ``async_engine`` it belongs to the running loop: read it inside async
         code, and again in each new loop.
         """
-        if self._isolation is not None:
+        isolation = self._isolation
+        if isinstance(isolation, AsyncIsolation):  # the test's own loop and async driver
+            isolation.check_loop()
             return async_sessionmaker(
-                sync_session_class=self._isolation.session_class, **self._session_options
+                bind=isolation.async_connection,
+                join_transaction_mode="create_savepoint",
+                sync_session_class=DuoSession,
+                **self._session_options,
+            )
+        if isinstance(isolation, SyncIsolation):  # its sync connection, via the bridge
+            return async_sessionmaker(
+                sync_session_class=isolation.session_class, **self._session_options
             )
         engine = self.async_engine
         factory = self._async_factory
@@ -253,9 +269,8 @@ class Database:
         ddl = self.metadata.create_all if create else self.metadata.drop_all
         isolation = self._isolation
         if isolation is not None:  # inside the test's transaction, rolled back with it
-            with translated_errors(), isolation.connection.begin_nested():
-                ddl(isolation.connection)
-            return _already_done()
+            work = isolation.ddl(ddl)
+            return _already_done() if work is None else pending(work, None)
         if dispatch.event_loop_running():
 
             async def run_async() -> None:
@@ -288,17 +303,40 @@ class Database:
             urls, derive_async=self.derive_async, echo=echo, engine_options=engine_options
         )
 
-    def _isolate(self) -> Isolation:
-        """Make every session join one outer transaction until ``_end_isolation()``."""
+    def _isolate(self) -> SyncIsolation:
+        """Make every session join one sync-driver transaction until ``_end_isolation()``."""
+        self._check_not_isolated()
+        self._isolation = isolation = SyncIsolation(self)
+        return isolation
+
+    async def _isolate_async(self) -> Isolation:
+        """Make every session join one transaction on this event loop's async driver.
+
+        A Database without an async side (``derive_async=False``) stays on its sync one.
+        """
+        if not self.derive_async:
+            return self._isolate()
+        self._check_not_isolated()
+        isolation = await AsyncIsolation(self).open()
+        self._isolation = isolation
+        return isolation
+
+    def _check_not_isolated(self) -> None:
         if self._isolation is not None:
             raise UnsupportedOperationError(f"{self!r} is already isolated for a test.")
-        self._isolation = Isolation(self)
-        return self._isolation
 
     def _end_isolation(self) -> None:
         """Roll back everything since ``_isolate()``; sessions use the engines again."""
         isolation, self._isolation = self._isolation, None
-        if isolation is not None:
+        if isinstance(isolation, SyncIsolation):
+            isolation.end()
+
+    async def _end_isolation_async(self) -> None:
+        """Roll back everything since ``_isolate_async()``, on the test's loop."""
+        isolation, self._isolation = self._isolation, None
+        if isinstance(isolation, AsyncIsolation):
+            await isolation.end()
+        elif isinstance(isolation, SyncIsolation):
             isolation.end()
 
     # -- internals used by dispatch and transactions --------------------------

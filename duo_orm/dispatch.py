@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
 from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
+from ._isolation import AsyncIsolation
 from ._pending import CallRegistry, pending
 from .engines import Access
 from .errors import translated_errors
@@ -98,6 +99,10 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
 
 def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
     frame = db._current_frame()
+    isolation = db._isolation
+    if frame is None and isinstance(isolation, AsyncIsolation):
+        # A worker thread of an async test: its connection lives on the test's loop.
+        return isolation.call_in_loop(lambda: run_async(db, op, access))
     if frame is None:
         result, callbacks = _statement_call(db, op, access)
         if callbacks:

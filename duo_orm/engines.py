@@ -150,6 +150,19 @@ class Engines:
                 self._make_strict(self._isolated, "deferred")
         return self._isolated
 
+    def isolated_async_engine(self) -> AsyncEngine:
+        """A new async engine for one test's connection; the caller disposes of it.
+
+        Its own, so the connection is really closed on the test's event loop when
+        the test ends, not left in a pool that outlives the loop. Its outer
+        transaction begins deferred, as ``isolated_engine``'s does.
+        """
+        self._keep_memory_alive()
+        engine: AsyncEngine = self._build(create_async_engine, self.urls.async_)
+        if self.is_sqlite:
+            self._make_strict(engine.sync_engine, "deferred")
+        return engine
+
     def async_engine(self, access: Access = "write") -> AsyncEngine:
         """The async engine of the running event loop (or a view of it, as ``sync_engine``).
 

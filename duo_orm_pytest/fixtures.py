@@ -9,22 +9,33 @@ client fixtures, and only the one the app is built on.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
 
-from duo_orm import Database
+from duo_orm import ConfigurationError, Database
+from duo_orm.dispatch import event_loop_running
 
 from ._lifespan import lifespan
+from ._workers import worker_database, xdist_worker
+
+try:
+    import pytest_asyncio
+except ImportError:  # pytest-asyncio is optional; anyio's plugin comes with anyio
+    pytest_asyncio = None  # type: ignore[assignment]
 
 __all__ = [
+    "ASYNCIO_FIXTURES",
     "async_client",
     "client",
     "duo_orm_app",
@@ -34,10 +45,13 @@ __all__ = [
     "duo_orm_url",
 ]
 
+T = TypeVar("T")
+
 ENV_URL = "DUO_ORM_TEST_URL"
 THROWAWAY_POSTGRES = "throwaway-postgresql"  # a duo_orm_url value: start a server
 COMMITS_MARKER = "duo_orm_commits"
 SCHEMA_MODES = ("create_all", "migrations", "none")
+ASYNCIO_LOOP_SCOPE = "asyncio_default_test_loop_scope"  # pytest-asyncio's ini key
 
 
 def setting(config: pytest.Config, name: str) -> Any:
@@ -58,20 +72,28 @@ def load(path: str, what: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def duo_orm_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def duo_orm_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The URL the (first) Database is pointed at for the run; it gets wiped.
 
     ``--duo-orm-url``, then the ``duo_orm_url`` ini key, then ``$DUO_ORM_TEST_URL``,
     else a SQLite file in a temporary directory. The value ``throwaway-postgresql``
-    starts a PostgreSQL server for the run (``duo_orm_postgres_url``). Override
-    this fixture to provision anything else.
+    starts a PostgreSQL server for the run (``duo_orm_postgres_url``). Under
+    pytest-xdist each worker gets a database of its own beside the one named.
+    Override this fixture to provision anything else.
     """
     url = setting(request.config, "url") or os.environ.get(ENV_URL)
-    if url == THROWAWAY_POSTGRES:
-        return str(request.getfixturevalue("duo_orm_postgres_url"))
-    if url:
-        return str(url)
-    return f"sqlite:///{tmp_path_factory.mktemp('duo_orm') / 'test.db'}"
+    worker = xdist_worker(request.config)
+    if url == THROWAWAY_POSTGRES:  # a server per run, so per worker
+        yield str(request.getfixturevalue("duo_orm_postgres_url"))
+    elif not url:  # a worker's temporary directory is its own
+        yield f"sqlite:///{tmp_path_factory.mktemp('duo_orm') / 'test.db'}"
+    elif worker is None:
+        yield str(url)
+    else:
+        with worker_database(str(url), worker) as own:
+            yield own
 
 
 @pytest.fixture(scope="session")
@@ -121,8 +143,8 @@ def duo_orm_databases(request: pytest.FixtureRequest) -> Iterator[list[Database]
             url = f"sqlite:///{folder / 'test.db'}"
         db._retarget(url)
         if schema == "create_all":
-            db.drop_all()
-            db.create_all()
+            run_on_any_driver(db.drop_all)
+            run_on_any_driver(db.create_all)
         elif schema == "migrations":
             if len(paths) != 1:
                 raise pytest.UsageError("duo_orm_schema = migrations takes one duo_orm_database")
@@ -144,9 +166,11 @@ def duo_orm_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
     """Roll back everything a test (and the app it calls) committed.
 
     Per configured Database, one connection and an outer transaction that every
-    session joins as a SAVEPOINT. A test marked ``duo_orm_commits`` commits for
-    real instead, and its tables are emptied afterwards. Does nothing when
-    ``duo_orm_databases`` is empty (the plugin is not configured).
+    session joins as a SAVEPOINT: on the sync driver for a sync test, on the async
+    driver and the test's own event loop for an async test (anyio or
+    pytest-asyncio). A test marked ``duo_orm_commits`` commits for real instead,
+    and its tables are emptied afterwards. Does nothing when ``duo_orm_databases``
+    is empty (the plugin is not configured).
     """
     databases: list[Database] = request.getfixturevalue("duo_orm_databases")
     if not databases:
@@ -159,13 +183,53 @@ def duo_orm_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
             for db in databases:
                 _empty_tables(db)
         return
-    for db in databases:
-        db._isolate()
+    async_fixture = _async_fixture(request.node, "isolation")
+    if async_fixture is not None:  # held on the test's loop by an async fixture
+        request.getfixturevalue(async_fixture)
+        yield
+        return
     try:
+        for db in databases:
+            db._isolate()
         yield
     finally:
         for db in databases:
             db._end_isolation()
+
+
+async def _isolate_async(databases: list[Database]) -> AsyncIterator[None]:
+    """The async half of ``duo_orm_isolation``: it runs on the test's event loop."""
+    try:
+        for db in databases:
+            await db._isolate_async()
+        yield
+    finally:
+        for db in databases:
+            await db._end_isolation_async()
+
+
+@pytest.fixture
+async def _duo_orm_isolation_anyio(duo_orm_databases: list[Database]) -> AsyncIterator[None]:
+    async for _ in _isolate_async(duo_orm_databases):
+        yield
+
+
+def _async_fixture(item: pytest.Item, what: str) -> str | None:
+    """The async fixture that runs ``what`` on this test's event loop; None for a sync test.
+
+    anyio runs a test marked ``anyio`` and its async fixtures on one loop.
+    pytest-asyncio runs a test on the loop of its ``loop_scope`` and a fixture on the
+    loop of the fixture's own, so there is one fixture per loop scope.
+    """
+    if not inspect.iscoroutinefunction(getattr(item, "obj", None)):
+        return None
+    if item.get_closest_marker("anyio"):
+        return f"_duo_orm_{what}_anyio"
+    marker = item.get_closest_marker("asyncio")
+    if marker is None or pytest_asyncio is None:
+        return None
+    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+    return f"_duo_orm_{what}_asyncio_{scope or item.config.getini(ASYNCIO_LOOP_SCOPE)}"
 
 
 def _migrate(db: Database, url: str, project: Path) -> None:
@@ -189,9 +253,40 @@ def _migrate(db: Database, url: str, project: Path) -> None:
 
 def _empty_tables(db: Database) -> None:
     """DELETE every row of ``db.Model``'s tables (children first), committed."""
-    with db.transaction() as session:
+
+    def empty() -> Any:
+        if event_loop_running():
+            return _empty_tables_async(db)
+        with db.transaction() as session:
+            for table in reversed(db.metadata.sorted_tables):
+                session.execute(table.delete())
+        return None
+
+    run_on_any_driver(empty)
+
+
+async def _empty_tables_async(db: Database) -> None:
+    async with db.transaction() as session:
         for table in reversed(db.metadata.sorted_tables):
-            session.execute(table.delete())
+            await session.execute(table.delete())
+
+
+def run_on_any_driver(call: Callable[[], Any]) -> None:
+    """Run a Database call from sync code; on the async driver if the sync one is missing.
+
+    Lets a project that installs only an async driver (asyncpg, aiosqlite) set up
+    and clean its test database.
+    """
+    try:
+        call()
+    except ConfigurationError as exc:
+        if not isinstance(exc.__cause__, ImportError):
+            raise
+
+        async def run() -> None:
+            await call()
+
+        asyncio.run(run())
 
 
 @pytest.fixture
@@ -226,16 +321,86 @@ def client(duo_orm_app: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-async def async_client(duo_orm_app: Any) -> AsyncIterator[Any]:
+def async_client(request: pytest.FixtureRequest, duo_orm_app: Any) -> Any:
     """An ``httpx.AsyncClient`` calling the app in-process, its lifespan run around the test.
 
-    Async fixtures need an async test runner: mark the test ``pytest.mark.anyio``.
+    For async tests (``pytest.mark.anyio`` or pytest-asyncio, strict or auto mode):
+    the client is opened on the test's own event loop. (``duo_orm_app`` is named
+    here so that a parametrized one reaches the client.)
     """
+    name = _async_fixture(request.node, "client")
+    if name is None:
+        raise pytest.UsageError(
+            "async_client is for async tests: write `async def test_...` and mark it "
+            "`pytest.mark.anyio` (or run it with pytest-asyncio)."
+        )
+    return request.getfixturevalue(name)
+
+
+@asynccontextmanager
+async def app_client(app: Any) -> AsyncIterator[Any]:
+    """``async with app_client(app) as http``: httpx over the app, lifespan run around it."""
     import httpx
 
-    transport = httpx.ASGITransport(app=duo_orm_app)
+    transport = httpx.ASGITransport(app=app)
     async with (
-        lifespan(duo_orm_app),
+        lifespan(app),
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
     ):
         yield http
+
+
+@asynccontextmanager
+async def held_in_a_task(context: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
+    """Enter and leave ``context`` in a task of its own, whichever tasks use this."""
+    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    leave = asyncio.Event()
+
+    async def hold() -> None:
+        try:
+            async with context as value:
+                entered.set_result(value)
+                await leave.wait()
+        except BaseException as exc:
+            if entered.done():
+                raise
+            entered.set_exception(exc)
+
+    task = asyncio.create_task(hold())
+    try:
+        yield await entered
+    finally:
+        leave.set()
+        await task
+
+
+@pytest.fixture
+async def _duo_orm_client_anyio(duo_orm_app: Any) -> AsyncIterator[Any]:
+    async with app_client(duo_orm_app) as http:
+        yield http
+
+
+def _asyncio_fixtures() -> dict[str, Any]:
+    """The pytest-asyncio versions of the async fixtures, one per loop scope."""
+    if pytest_asyncio is None:
+        return {}
+    made: dict[str, Any] = {}
+    for scope in ("function", "class", "module", "package", "session"):
+
+        async def isolation(duo_orm_databases: list[Database]) -> AsyncIterator[None]:
+            async for _ in _isolate_async(duo_orm_databases):
+                yield
+
+        async def client(duo_orm_app: Any) -> AsyncIterator[Any]:
+            # pytest-asyncio tears a fixture down in another task than it set it up in,
+            # and the lifespan's task group must be left in the task that entered it
+            async with held_in_a_task(app_client(duo_orm_app)) as http:
+                yield http
+
+        for what, function in (("isolation", isolation), ("client", client)):
+            name = f"_duo_orm_{what}_asyncio_{scope}"
+            made[name] = pytest_asyncio.fixture(function, loop_scope=scope, name=name)
+    return made
+
+
+ASYNCIO_FIXTURES = _asyncio_fixtures()

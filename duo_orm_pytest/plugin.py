@@ -10,6 +10,9 @@ from __future__ import annotations
 import pytest
 
 from .fixtures import (
+    ASYNCIO_FIXTURES,
+    _duo_orm_client_anyio,
+    _duo_orm_isolation_anyio,
     async_client,
     client,
     duo_orm_app,
@@ -19,7 +22,11 @@ from .fixtures import (
     duo_orm_url,
 )
 
+globals().update(ASYNCIO_FIXTURES)  # registered like the fixtures imported above
+
 __all__ = [
+    "_duo_orm_client_anyio",
+    "_duo_orm_isolation_anyio",
     "async_client",
     "client",
     "duo_orm_app",
