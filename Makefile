@@ -4,13 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # which example `make demo` and `make serve` use: fastapi, starlette or litestar
 FRAMEWORK ?= fastapi
+# the extras the test suite exercises; the tools come from pyproject.toml's [dependency-groups]
+EXTRAS := fastapi,starlette,litestar,postgresql
 
-.PHONY: setup demo serve test bench fuzz postgres lint types clean
+.PHONY: setup demo serve test floors bench fuzz postgres lint types clean
 
+# pip >= 25.1 is the first to install dependency groups (--group)
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" --group dev
 	touch $@
 
 setup: $(BIN)/.installed
@@ -32,11 +35,15 @@ types: setup
 postgres:  ## install the PostgreSQL server binaries the tests start (if missing)
 	tests/ensure_postgres.sh
 
-test: lint types postgres  ## lint, types, then the whole suite on SQLite and PostgreSQL
+test: lint types postgres  ## lint, types, the whole suite on SQLite and PostgreSQL, then floors
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory floors
+
+floors: setup  ## the suite on SQLite with the lowest versions pyproject.toml allows (tox -e floors)
+	$(BIN)/tox -e floors
 
 $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" --group dev --group bench
 	touch $@
 
 bench: setup postgres $(BIN)/.bench-installed  ## ORM and HTTP overhead against raw SQLAlchemy and the peer ORMs, SQLite and PostgreSQL
@@ -47,4 +54,4 @@ fuzz: setup postgres  ## schemathesis against the three example apps under uvico
 	$(BIN)/python -m tests.fuzz_examples
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache
