@@ -39,7 +39,7 @@ test: lint types postgres  ## lint, types, the whole suite on SQLite and Postgre
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory floors
 
-floors: setup  ## the suite on SQLite with the lowest versions pyproject.toml allows (tox -e floors)
+floors: setup postgres  ## the suite on SQLite with the lowest versions pyproject.toml allows (tox -e floors)
 	$(BIN)/tox -e floors
 
 $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml

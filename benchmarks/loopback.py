@@ -83,7 +83,7 @@ def served(framework: str, variant: str, url: str) -> Iterator[int]:
 
 
 def server_flavour() -> list[str]:
-    """httptools and uvloop when installed (the ``bench`` extra), as most deployments run."""
+    """httptools and uvloop when installed (``--group bench``), as most deployments run."""
     flags = []
     if importlib.util.find_spec("httptools") is not None:
         flags += ["--http", "httptools"]

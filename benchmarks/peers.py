@@ -7,7 +7,7 @@ The SQLAlchemy-based peers use the very engine the baseline uses; Tortoise opens
 own connections to the same database. Nothing here creates or drops tables: duo-orm's
 ``create_all()`` made the one table everyone maps.
 
-A peer that does not import (``pip install -e '.[bench]'``) is left out of the run. A
+A peer that does not import (``pip install --group bench``) is left out of the run. A
 scenario a peer has no way to do is left out for that peer rather than approximated;
 docs/performance.md lists those and where a peer's call does more or less work.
 """

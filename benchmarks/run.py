@@ -248,7 +248,7 @@ def core_tables(
     kinds: list[str], quick: bool, rounds: int
 ) -> list[tuple[str, str, list[str], int]]:
     if left_out := peers.missing():
-        print(f"(peers not installed, left out: {', '.join(left_out)}; pip install -e '.[bench]')")
+        print(f"(peers not installed, left out: {', '.join(left_out)}; pip install --group bench)")
     print(f"\n{HEADER}", flush=True)
     results: list[Result] = []
     for kind in kinds:
