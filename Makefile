@@ -7,7 +7,7 @@ FRAMEWORK ?= fastapi
 # the extras the test suite exercises; the tools come from pyproject.toml's [dependency-groups]
 EXTRAS := fastapi,starlette,litestar,postgresql
 
-.PHONY: setup demo serve test floors bench fuzz postgres lint types clean
+.PHONY: setup demo serve test floors bench fuzz postgres lint types docs clean
 
 # pip >= 25.1 is the first to install dependency groups (--group)
 $(BIN)/.installed: pyproject.toml
@@ -35,12 +35,19 @@ types: setup
 postgres:  ## install the PostgreSQL server binaries the tests start (if missing)
 	tests/ensure_postgres.sh
 
-test: lint types postgres  ## lint, types, the whole suite on SQLite and PostgreSQL, then floors
+test: lint types docs postgres  ## lint, types, the docs site, the whole suite (and the docs' examples) on SQLite and PostgreSQL, then floors
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory floors
 
 floors: setup postgres  ## the suite on SQLite with the lowest versions pyproject.toml allows (tox -e floors)
 	$(BIN)/tox -e floors
+
+$(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet --group docs
+	touch $@
+
+docs: setup $(BIN)/.docs-installed  ## build the documentation site into site/; any warning fails it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" --group dev --group bench
@@ -54,4 +61,4 @@ fuzz: setup postgres  ## schemathesis against the three example apps under uvico
 	$(BIN)/python -m tests.fuzz_examples
 
 clean:
-	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache site
