@@ -53,8 +53,11 @@ $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" --group dev --group bench
 	touch $@
 
+# extra options for benchmarks.run, e.g. BENCH_ARGS="--only e2e" or "--duo-orm-path ../before"
+BENCH_ARGS ?=
+
 bench: setup postgres $(BIN)/.bench-installed  ## ORM and HTTP overhead against raw SQLAlchemy and the peer ORMs, SQLite and PostgreSQL
-	$(BIN)/python -m benchmarks.run --write docs/performance.md
+	$(BIN)/python -m benchmarks.run --write docs/performance.md $(BENCH_ARGS)
 
 fuzz: setup postgres  ## schemathesis against the three example apps under uvicorn, SQLite and PostgreSQL
 	$(BIN)/python -m pip install --quiet "schemathesis>=4.0"

@@ -25,6 +25,7 @@ class Scenario:
     implementations: dict[str, Work]
     baseline: str = "sqlalchemy-orm"
     setup: Callable[[], Any] | None = None  # runs before each round (not timed)
+    teardown: Callable[[], Any] | None = None  # runs once after the last round
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Additions:
     implementations: dict[str, dict[str, Work]] = field(default_factory=dict)  # by scenario key
     # told the ids of the rows a setup just (re)loaded, to load their own objects (not timed)
     loaders: list[Callable[[list[int]], Any]] = field(default_factory=list)
+    # databases of their own (SQLAlchemy URLs) that every setup fills with the same rows
+    urls: list[str] = field(default_factory=list)
 
     def add(self, key: str, name: str, work: Work) -> None:
         self.implementations.setdefault(key, {})[name] = work
@@ -73,6 +76,8 @@ def measure(
             started = time.perf_counter()
             _call(work, loop)
             samples[name].append((time.perf_counter() - started) / scenario.ops_per_call)
+    if scenario.teardown is not None:
+        _call(scenario.teardown, loop)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

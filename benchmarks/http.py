@@ -241,7 +241,7 @@ FRAMEWORKS: dict[str, Callable[[Database, Any, AsyncEngine], dict[str, Any]]] = 
 
 
 async def run_http(db: Database, User: Any, requests: int, rounds: int) -> list[HttpResult]:
-    engine = db._engines.async_engine()
+    engine = db.async_engine
     counter = itertools.count()
     async with db.standalone_session() as s:  # rows for the read routes
         s.add_all(User(email=f"seed{i}@x.io", name="seed") for i in range(50))
@@ -296,7 +296,7 @@ async def run_direct(db: Database, User: Any, requests: int, rounds: int) -> lis
 
     This is the adapter's own per-request cost with nothing around it to hide it.
     """
-    engine = db._engines.async_engine()
+    engine = db.async_engine
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -12,6 +12,7 @@ the noise floor the adapter's overhead is compared against.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import socket
@@ -19,8 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from duo_orm import Database
@@ -41,7 +43,7 @@ def app_factory() -> Any:
     # The hand-written app gets its own engine configured like duo-orm's (uvicorn calls
     # this on its running loop), as in-process: the same SQLite transaction handling on
     # both sides, so the comparison is about the layer, not the driver settings.
-    engine = Database(os.environ["BENCH_DATABASE_URL"])._engines.async_engine()
+    engine = Database(os.environ["BENCH_DATABASE_URL"]).async_engine
     variant = os.environ["BENCH_VARIANT"]
     apps = http.FRAMEWORKS[os.environ["BENCH_FRAMEWORK"]](db, user, engine)
     return apps["duo-orm" if variant == "duo-orm" else "hand-written"]
@@ -49,37 +51,49 @@ def app_factory() -> Any:
 
 @contextmanager
 def served(framework: str, variant: str, url: str) -> Iterator[int]:
+    environment = {
+        "BENCH_DATABASE_URL": url,
+        "BENCH_FRAMEWORK": framework,
+        "BENCH_VARIANT": variant,
+    }
+    with uvicorn_process("benchmarks.loopback:app_factory", environment, factory=True) as port:
+        yield port
+
+
+@contextmanager
+def uvicorn_process(
+    target: str,
+    environment: dict[str, str],
+    *,
+    factory: bool = False,
+    app_dir: str | None = None,
+    cwd: str | None = None,
+) -> Iterator[int]:
+    """``target`` served by its own uvicorn process on a free loopback port (one worker).
+
+    ``environment`` is added to this process's own. The process is ours alone: it is
+    terminated (killed if it lingers) when the block ends, whatever happened inside.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    environment = dict(
-        os.environ,
-        BENCH_DATABASE_URL=url,
-        BENCH_FRAMEWORK=framework,
-        BENCH_VARIANT=variant,
+    command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    command += ["--factory"] if factory else []
+    command += ["--app-dir", app_dir] if app_dir is not None else []
+    server = subprocess.Popen(
+        [*command, *server_flavour()], env={**os.environ, **environment}, cwd=cwd
     )
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "benchmarks.loopback:app_factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        *server_flavour(),
-    ]
-    server = subprocess.Popen(command, env=environment)
     try:
         _wait_for(port, server)
         yield port
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def server_flavour() -> list[str]:
@@ -105,37 +119,117 @@ def _wait_for(port: int, server: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("uvicorn did not start within 30 s")
 
 
-async def _connection_worker(port: int, path: str, count: int, latencies: list[float]) -> None:
+@dataclass
+class Load:
+    """What one load round measured: request latencies (seconds), failures, wall time."""
+
+    latencies: list[float] = field(default_factory=list)  # every answered request's
+    failures: list[str] = field(default_factory=list)  # "503", "connection lost", ...
+    succeeded: int = 0
+    wall: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        """Successful requests per second."""
+        return self.succeeded / self.wall if self.wall else 0.0
+
+
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+
+def post_json(path: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Budget:
+    """Shared by a round's connections: how many requests may still start, and until when."""
+
+    def __init__(self, requests: int, seconds: float | None) -> None:
+        self.left = requests
+        self.deadline = None if seconds is None else time.perf_counter() + seconds
+
+    def take(self) -> bool:
+        if self.left <= 0 or (self.deadline is not None and time.perf_counter() >= self.deadline):
+            return False
+        self.left -= 1
+        return True
+
+
+async def _connection_worker(
+    port: int, next_request: Callable[[], bytes], budget: _Budget, load: Load
+) -> None:
+    """One keep-alive connection sending requests back to back while the budget lasts.
+
+    An error status is recorded (its latency counts too: the client waited for it) and the
+    connection goes on; a connection the server dropped is recorded and opened again.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     try:
-        for _ in range(count):
+        while budget.take():
+            request = next_request()
             started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                load.failures.append("connection lost")
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            load.latencies.append(time.perf_counter() - started)
             status = int(head[9:12])
             if status >= 400:
-                raise RuntimeError(f"GET {path} answered {status}")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
+                load.failures.append(str(status))
+            else:
+                load.succeeded += 1
     finally:
         writer.close()
-        await writer.wait_closed()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def drive(
+    port: int,
+    next_request: Callable[[], bytes],
+    *,
+    concurrency: int,
+    requests: int,
+    seconds: float | None = None,
+) -> Load:
+    """Up to ``requests`` requests over ``concurrency`` keep-alive connections, none started
+    after ``seconds``; a round still running a minute past that is cancelled."""
+    load = Load()
+    budget = _Budget(requests, seconds)
+    started = time.perf_counter()
+    workers = asyncio.gather(
+        *(_connection_worker(port, next_request, budget, load) for _ in range(concurrency))
+    )
+    limit = None if seconds is None else seconds + 60
+    try:
+        await asyncio.wait_for(workers, limit)
+    except asyncio.TimeoutError:
+        load.failures.append("round cancelled")
+    load.wall = time.perf_counter() - started
+    return load
 
 
 async def load(port: int, path: str, requests: int, concurrency: int) -> tuple[list[float], float]:
     """``requests`` GETs over ``concurrency`` keep-alive connections: latencies, wall time."""
-    latencies: list[float] = []
-    per_connection = requests // concurrency
-    started = time.perf_counter()
-    await asyncio.gather(
-        *(_connection_worker(port, path, per_connection, latencies) for _ in range(concurrency))
-    )
-    return latencies, time.perf_counter() - started
+    request = get(path)
+    done = await drive(port, lambda: request, concurrency=concurrency, requests=requests)
+    if done.failures:
+        raise RuntimeError(f"GET {path}: {', '.join(sorted(set(done.failures)))}")
+    return done.latencies, done.wall
 
 
 def run_loopback(

@@ -1,11 +1,12 @@
 """The peer ORMs in the core scenarios: SQLModel, advanced-alchemy's repository, Tortoise ORM.
 
 Each peer does a scenario's work the way its own documentation does it, on the same
-``bench_users`` table and the same database as duo-orm and the SQLAlchemy baseline, and
-joins the same interleaved rounds (``core`` merges these ``Additions`` by scenario key).
-The SQLAlchemy-based peers use the very engine the baseline uses; Tortoise opens its
-own connections to the same database. Nothing here creates or drops tables: duo-orm's
-``create_all()`` made the one table everyone maps.
+``bench_users`` table as duo-orm and the SQLAlchemy baseline, and joins the same
+interleaved rounds (``core`` merges these ``Additions`` by scenario key). The
+SQLAlchemy-based peers use the baseline's default engine (``create_engine(url)``, as
+their docs write it); Tortoise opens its own connections with its own defaults, on
+SQLite to a file of its own (``core.own_database``: Tortoise switches a file to WAL).
+Nothing here creates or drops tables: ``core`` makes the one table everyone maps.
 
 A peer that does not import (``pip install --group bench``) is left out of the run. A
 scenario a peer has no way to do is left out for that peer rather than approximated;
@@ -28,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from .core import SINGLE
+from .core import SINGLE, own_database
 from .harness import Additions
 
 __all__ = ["LABELS", "AsyncPeers", "missing", "sync_additions"]
@@ -129,7 +130,7 @@ _tortoise_runs: list[None] = []
 _REPOSITORY_N = itertools.count(1_000_000_000)
 
 
-# -- sync: SQLModel and advanced-alchemy on the baseline's engine ---------------------------
+# -- sync: SQLModel and advanced-alchemy on the baseline's default engine ------------------
 
 
 def sync_additions(engine: Any, rows: Rows, bulk: int) -> Additions:
@@ -278,7 +279,7 @@ class AsyncPeers:
     """The async peers for one database. ``start`` and ``close`` run on the benchmark's loop."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.database = own_database(url, "tortoise")  # SQLAlchemy's form of the URL
         self._tortoise: Any = None  # Tortoise's context, once initialised
         self._model: Any = None
 
@@ -290,7 +291,7 @@ class AsyncPeers:
             connection = module.rsplit(".", 1)[-1]  # Tortoise caches SQL per connection name
             self._tortoise = await Tortoise.init(
                 config={
-                    "connections": {connection: tortoise_url(self.url)},
+                    "connections": {connection: tortoise_url(self.database)},
                     "apps": {"bench": {"models": [module], "default_connection": connection}},
                 }
             )
@@ -310,17 +311,16 @@ class AsyncPeers:
         if available(ADVANCED_ALCHEMY):
             _repository_async(more, engine, rows, bulk)
         if self._tortoise is not None:
+            more.urls.append(self.database)
             _tortoise_async(more, self._tortoise, self._model, rows, bulk)
         return more
 
 
 def tortoise_url(url: str) -> str:
-    """The SQLAlchemy URL of the benchmark database in Tortoise's form."""
+    """The SQLAlchemy URL of a benchmark database in Tortoise's form (its defaults kept)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        # Tortoise switches SQLite files to WAL by default; that would change the shared
-        # file (and everyone's timings) from SQLite's default rollback journal
-        return f"sqlite://{parsed.database}?journal_mode=DELETE"
+        return f"sqlite://{parsed.database}"
     auth = parsed.username or ""
     if parsed.password:
         auth += ":" + quote(str(parsed.password), safe="")
@@ -328,7 +328,7 @@ def tortoise_url(url: str) -> str:
 
 
 def _sqlmodel_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> None:
-    from sqlmodel import select, update
+    from sqlmodel import func, select, update
     from sqlmodel.ext.asyncio.session import AsyncSession as SQLModelSession
 
     User = _sqlmodel_user()
@@ -355,6 +355,11 @@ def _sqlmodel_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> None
             async with SQLModelSession(engine) as session:
                 (await session.exec(select(User).order_by(User.id).limit(100))).all()
 
+    async def count() -> None:
+        for _ in range(SINGLE):
+            async with SQLModelSession(engine) as session:
+                (await session.exec(select(func.count()).select_from(User))).one()
+
     async def update_one() -> None:
         for user in state["objects"]:
             async with SQLModelSession(engine, expire_on_commit=False) as session:
@@ -377,6 +382,7 @@ def _sqlmodel_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> None
         ("get", get),
         ("create", create),
         ("list", list_rows),
+        ("count", count),
         ("update", update_one),
         ("create_bulk", create_bulk),
         ("update_bulk", update_bulk),
@@ -416,6 +422,11 @@ def _repository_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> No
                     LimitOffset(limit=100, offset=0), order_by=(RepositoryUser.id, False)
                 )
 
+    async def count() -> None:
+        for _ in range(SINGLE):
+            async with AsyncSession(engine) as session:
+                await Repository(session=session).count()
+
     async def update_one() -> None:
         for user in state["objects"]:
             user.n = next(_REPOSITORY_N)
@@ -433,6 +444,7 @@ def _repository_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> No
         ("get", get),
         ("create", create),
         ("list", list_rows),
+        ("count", count),
         ("update", update_one),
         ("create_bulk", create_bulk),
     ]:
@@ -471,6 +483,10 @@ def _tortoise_async(more: Additions, context: Any, User: Any, rows: Rows, bulk: 
         for _ in range(SINGLE // 10):
             await User.all().order_by("id").limit(100)
 
+    async def count() -> None:
+        for _ in range(SINGLE):
+            await User.all().count()
+
     async def update_one() -> None:
         for user in state["objects"]:
             user.n = user.n + 1
@@ -487,6 +503,7 @@ def _tortoise_async(more: Additions, context: Any, User: Any, rows: Rows, bulk: 
         ("get", get),
         ("create", create),
         ("list", list_rows),
+        ("count", count),
         ("update", update_one),
         ("create_bulk", create_bulk),
         ("update_bulk", update_bulk),

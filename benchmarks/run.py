@@ -1,6 +1,17 @@
 """``make bench``: run every scenario and print the ratio tables (optionally into docs/).
 
-python -m benchmarks.run [--quick] [--db sqlite|postgresql ...] [--write docs/performance.md]
+python -m benchmarks.run [--quick] [--db sqlite|postgresql ...] [--only core|http|e2e ...]
+    [--rounds N] [--e2e-seconds S] [--duo-orm-path PATH] [--write docs/performance.md]
+
+``--only`` picks parts (repeatable; all three by default): ``core`` (duo-orm against
+hand-written SQLAlchemy on default engines, and the peers table), ``http`` (the adapters
+against hand-written apps, in-process and under uvicorn) and ``e2e`` (the four FastAPI
+apps under uvicorn). ``--write`` rewrites only the tables of the parts that ran.
+``--duo-orm-path PATH`` (or ``DUO_ORM_BENCH_PATH``) measures a second duo-orm checkout
+beside this one, in the core and e2e tables (see ``benchmarks/checkout.py``):
+
+    git worktree add /work/before <commit>
+    python -m benchmarks.run --only core --only e2e --duo-orm-path /work/before
 """
 
 from __future__ import annotations
@@ -9,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import glob
+import json
 import os
 import platform
 import sys
@@ -20,7 +32,7 @@ from typing import Any
 
 from duo_orm import Database
 
-from . import core, peers
+from . import checkout, core, e2e, peers
 from .harness import Result, measure
 from .http import DirectResult, HttpResult, run_direct, run_http
 from .loopback import run_loopback
@@ -132,12 +144,13 @@ def run_loopback_benchmarks(kind: str, url: str, quick: bool) -> list[str]:
     return lines
 
 
-def run_core(kind: str, url: str, quick: bool, rounds: int) -> list[Result]:
+def run_core(kind: str, url: str, quick: bool, rounds: int, with_peers: bool) -> list[Result]:
     results: list[Result] = []
     db = Database(url)
     User = core.define(db)
     db.create_all()
-    for scenario in core.sync_scenarios(db, User, quick, peers.sync_additions):
+    sync_peers = peers.sync_additions if with_peers else None
+    for scenario in core.sync_scenarios(db, User, quick, sync_peers):
         medians = measure(scenario, rounds, None)
         results.append(Result(scenario.name, "sync", kind, medians))
         print(format_row(results[-1]), flush=True)
@@ -146,6 +159,8 @@ def run_core(kind: str, url: str, quick: bool, rounds: int) -> list[Result]:
     try:
 
         async def build() -> list[core.Scenario]:  # the async engine belongs to this loop
+            if not with_peers:
+                return core.async_scenarios(db, User, quick)
             await async_peers.start()  # and so do Tortoise's connections
             return core.async_scenarios(db, User, quick, async_peers.additions)
 
@@ -165,29 +180,39 @@ def run_core(kind: str, url: str, quick: bool, rounds: int) -> list[Result]:
     return results
 
 
-COLUMNS = ["duo-orm", "sqlalchemy-orm", "sqlalchemy-core"]
+COLUMNS = ["duo-orm", "sqlalchemy-orm", core.SAME_ENGINE, "sqlalchemy-core"]
+OTHER, OTHER_BASELINE = "other checkout", "other checkout's baseline"  # keys in Result.medians
 
 
 def format_row(result: Result) -> str:
     cells = [
         f"{result.medians[name] * 1e3:.3f}" if name in result.medians else "-" for name in COLUMNS
     ]
-    return (
-        f"| {result.scenario} | {result.mode} | {result.database} | "
-        + " | ".join(cells)
-        + f" | **{result.ratio('duo-orm'):.2f}x** |"
+    cells.append(f"**{result.ratio('duo-orm'):.2f}x**")
+    if OTHER in result.medians:
+        ratio = result.medians[OTHER] / result.medians[OTHER_BASELINE]
+        cells += [f"{result.medians[OTHER] * 1e3:.3f}", f"**{ratio:.2f}x**"]
+    return f"| {result.scenario} | {result.mode} | {result.database} | " + " | ".join(cells) + " |"
+
+
+def core_header(other: str | None) -> str:
+    """The default engines are ``create_engine(url)`` / ``create_async_engine(url)``."""
+    header = (
+        "| scenario | mode | database | duo-orm ms/op | SQLAlchemy ORM, default engine ms/op "
+        "| SQLAlchemy ORM, duo-orm's engine ms/op | SQLAlchemy Core, default engine ms/op "
+        "| duo-orm / ORM |"
     )
+    line = "\n|---|---|---|---:|---:|---:|---:|---:|"
+    if other:
+        header += f" {checkout.label(other)} ms/op | {checkout.label(other)} / its run's ORM |"
+        line += "---:|---:|"
+    return header + line
 
-
-HEADER = (
-    "| scenario | mode | database | duo-orm ms/op | SQLAlchemy ORM ms/op | SQLAlchemy Core ms/op "
-    "| duo-orm / ORM |\n|---|---|---|---:|---:|---:|---:|"
-)
 
 # the peers table: each implementation's ms/op and its ratio to the same run's ORM baseline
 PEER_COLUMNS = ["duo-orm", *peers.LABELS]
 PEERS_HEADER = (
-    "| scenario | mode | database | SQLAlchemy ORM ms/op | "
+    "| scenario | mode | database | SQLAlchemy ORM, default engine ms/op | "
     + " | ".join(f"{label} ms/op | {label} / ORM" for label in ["duo-orm", *peers.LABELS.values()])
     + " |\n|---|---|---|---:|"
     + "---:|---:|" * len(PEER_COLUMNS)
@@ -218,6 +243,9 @@ def machine() -> str:
     )
 
 
+PARTS = ("core", "http", "e2e")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
@@ -225,18 +253,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--write", type=Path, help="write the tables into this markdown file")
     parser.add_argument(
-        "--part", choices=["all", "core", "http"], default="all", help="run only one half"
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable): core (with the peers), http, e2e",
+    )
+    parser.add_argument(
+        "--e2e-seconds",
+        type=float,
+        default=None,
+        help="seconds each app is loaded per end-to-end round (default 4; 1 with --quick)",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="core: leave the peers out")
+    parser.add_argument("--json", type=Path, help="core: also write the medians as JSON")
+    parser.add_argument(
+        "--duo-orm-path",
+        default=os.environ.get("DUO_ORM_BENCH_PATH") or None,
+        help="another duo-orm checkout measured beside this one (or DUO_ORM_BENCH_PATH)",
     )
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 5)
     kinds = args.db or ["sqlite", "postgresql"]
+    parts = args.only or list(PARTS)
+    other = str(Path(args.duo_orm_path).resolve()) if args.duo_orm_path else None
     started = time.perf_counter()
     print(f"machine: {machine()}", flush=True)
     tables: list[tuple[str, str, list[str], int]] = []  # name, header, rows, rounds
-    if args.part in ("all", "core"):
-        tables += core_tables(kinds, args.quick, rounds)
-    if args.part in ("all", "http"):
-        tables += http_tables(kinds, args.quick)
+    for part in parts:
+        part_started = time.perf_counter()
+        if part == "core":
+            found, results = core_tables(kinds, args.quick, rounds, other, not args.no_peers)
+            tables += found
+            if args.json:  # what a parent run reads back (benchmarks/checkout.py)
+                rows = [vars(result) for result in results]
+                args.json.write_text(json.dumps(rows, indent=1))
+        elif part == "http":
+            tables += http_tables(kinds, args.quick)
+        else:
+            seconds = args.e2e_seconds or (1.0 if args.quick else 4.0)
+            e2e_rounds = args.rounds or 3
+            tables += e2e_tables(kinds, e2e_rounds, seconds, other)
+        print(f"({part}: {time.perf_counter() - part_started:.0f} s)", flush=True)
     print(f"\ntook {time.perf_counter() - started:.0f} s")
     if args.write:
         for name, header, lines, table_rounds in tables:
@@ -245,26 +302,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def core_tables(
-    kinds: list[str], quick: bool, rounds: int
-) -> list[tuple[str, str, list[str], int]]:
-    if left_out := peers.missing():
+    kinds: list[str], quick: bool, rounds: int, other: str | None, with_peers: bool = True
+) -> tuple[list[tuple[str, str, list[str], int]], list[Result]]:
+    if with_peers and (left_out := peers.missing()):
         print(f"(peers not installed, left out: {', '.join(left_out)}; pip install --group bench)")
-    print(f"\n{HEADER}", flush=True)
+    header = core_header(other)
+    print(f"\n{header}", flush=True)
     results: list[Result] = []
     for kind in kinds:
         with database_url(kind) as url:
             if url is None:
                 print(f"({kind}: no server available, skipped)")
                 continue
-            results.extend(run_core(kind, url, quick, rounds))
-    peer_lines = [line for line in map(format_peer_row, results) if line is not None]
-    print(f"\n{PEERS_HEADER}", flush=True)
-    for line in peer_lines:
-        print(line, flush=True)
-    return [
-        ("core", HEADER, [format_row(r) for r in results], rounds),
-        ("peers", PEERS_HEADER, peer_lines, rounds),
-    ]
+            found = run_core(kind, url, quick, rounds, with_peers)
+        if other:
+            print(f"({kind}: the core scenarios again with duo-orm from {other})", flush=True)
+            theirs = checkout.core_medians(other, kind, quick, rounds)
+            for result in found:
+                medians = theirs.get((result.scenario, result.mode), {})
+                if "duo-orm" in medians:
+                    result.medians[OTHER] = medians["duo-orm"]
+                    result.medians[OTHER_BASELINE] = medians[result.baseline]
+            print("\n".join(format_row(r) for r in found), flush=True)
+        results.extend(found)
+    tables = [("core", header, [format_row(r) for r in results], rounds)]
+    if with_peers:
+        peer_lines = [line for line in map(format_peer_row, results) if line is not None]
+        print(f"\n{PEERS_HEADER}", flush=True)
+        for line in peer_lines:
+            print(line, flush=True)
+        tables.append(("peers", PEERS_HEADER, peer_lines, rounds))
+    return tables, results
 
 
 def http_tables(kinds: list[str], quick: bool) -> list[tuple[str, str, list[str], int]]:
@@ -293,6 +361,30 @@ def http_tables(kinds: list[str], quick: bool) -> list[tuple[str, str, list[str]
         ("direct", DIRECT_HEADER, direct_lines, 3 if quick else 9),
         ("loopback", HTTP_HEADER, loopback_lines, 2 if quick else 3),
     ]
+
+
+def e2e_tables(
+    kinds: list[str], rounds: int, seconds: float, other: str | None
+) -> list[tuple[str, str, list[str], int]]:
+    apps = e2e.labels(other)
+    header = e2e.header(apps)
+    print(
+        f"\nEnd to end: uvicorn on 127.0.0.1, {e2e.CONCURRENCY} keep-alive connections, "
+        f"{seconds:g} s per app and round:\n{header}",
+        flush=True,
+    )
+    lines: list[str] = []
+    for kind in kinds:
+        with database_url(kind) as url:
+            if url is None:
+                continue
+            found = e2e.rows(
+                e2e.run_e2e(kind, url, rounds=rounds, seconds=seconds, duo_orm_path=other), apps
+            )
+            for line in found:
+                print(line, flush=True)
+            lines += found
+    return [("e2e", header, lines, rounds)]
 
 
 def write_report(path: Path, name: str, header: str, lines: list[str], rounds: int) -> None:

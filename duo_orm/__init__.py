@@ -3,6 +3,7 @@
 from .database import Database
 from .exceptions import (
     ConfigurationError,
+    DatabaseBusyError,
     DatabaseError,
     DatabaseUnavailableError,
     DuoOrmError,
@@ -15,6 +16,7 @@ from .exceptions import (
     ValidationError,
 )
 from .model import Model
+from .naming import NAMING_CONVENTION
 from .query import Page, Query
 from .types import (
     JSON,
@@ -60,6 +62,7 @@ __all__ = [
     "ConfigurationError",
     "Database",
     "DatabaseError",
+    "DatabaseBusyError",
     "DatabaseUnavailableError",
     "Date",
     "DateTime",
@@ -74,6 +77,7 @@ __all__ = [
     "LargeBinary",
     "Mapped",
     "Model",
+    "NAMING_CONVENTION",
     "Page",
     "Query",
     "MultipleObjectsFoundError",

@@ -16,9 +16,12 @@ loop can all see one uncommitted transaction.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, RootTransaction
+from sqlalchemy.orm import Session
+
+from .session import DuoSession
 
 if TYPE_CHECKING:
     from .database import Database
@@ -33,6 +36,7 @@ class Isolation:
         self.db = db
         self.connection: Connection = db._engines.isolated_engine().connect()
         self.transaction: RootTransaction = self.connection.begin()
+        self.session_class: type[Session] = _joining(self.connection)
 
     def end(self) -> None:
         """Roll back everything the test did and give the connection back."""
@@ -41,3 +45,17 @@ class Isolation:
                 self.transaction.rollback()
         finally:
             self.connection.close()
+
+
+def _joining(connection: Connection) -> type[Session]:
+    """A session class that always binds to ``connection`` and joins its transaction.
+
+    ``async_sessionmaker`` builds its sync session with ``bind=None``; this class
+    puts the test's connection in its place.
+    """
+
+    class JoiningSession(DuoSession):
+        def __init__(self, bind: Any = None, **options: Any) -> None:
+            super().__init__(bind=connection, join_transaction_mode="create_savepoint", **options)
+
+    return JoiningSession

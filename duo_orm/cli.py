@@ -2,7 +2,9 @@
 
     duo-orm init
     duo-orm migration create "add users"
-    duo-orm migration upgrade [REV] | downgrade [REV] | history | current | check
+    duo-orm migration upgrade [REV] [--sql] | downgrade [REV] [--sql]
+    duo-orm migration history | current | heads | check
+    duo-orm migration stamp REV | merge -m "merge heads"
 
 The project is the ``db/`` package in the current directory (or ``--project``).
 The database URL is the one ``db/database.py`` builds (it reads DATABASE_URL),
@@ -13,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from .exceptions import DuoOrmError
 from .scaffold import init_project
@@ -40,11 +45,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.run(args)
+        _run(args)
     except CommandFailed as exc:
         print(f"duo-orm: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the command; Alembic's own refusals (two heads, bad revision) are one line."""
+    if not getattr(args, "uses_alembic", False):
+        args.run(args)
+        return
+    from alembic.util import CommandError
+
+    try:
+        args.run(args)
+    except CommandError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def installed_version() -> str:
+    """The version pip installed (package metadata), not a constant that can drift."""
+    try:
+        return version("duo-orm")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--project", type=Path, default=Path.cwd(), help="folder holding db/ (default: here)"
     )
+    parser.add_argument("--version", action="version", version=f"duo-orm {installed_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     init = commands.add_parser(
@@ -73,18 +100,42 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         sub = steps.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--url", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, uses_alembic=True)
         return sub
+
+    def offline(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--sql",
+            action="store_true",
+            help="print the SQL instead of running it (offline: the database is not touched)",
+        )
 
     create = step("create", "autogenerate a migration from the models", _create)
     create.add_argument("message", help='what it does, e.g. "add users"')
     create.add_argument("--empty", action="store_true", help="write an empty migration")
     upgrade = step("upgrade", "apply migrations up to REV (default: head)", _upgrade)
     upgrade.add_argument("revision", nargs="?", default="head")
-    downgrade = step("downgrade", "revert migrations down to REV (default: -1)", _downgrade)
+    offline(upgrade)
+    downgrade = step(
+        "downgrade",
+        "revert migrations down to REV (default: -1; with --sql give FROM:TO, e.g. head:base)",
+        _downgrade,
+    )
     downgrade.add_argument("revision", nargs="?", default="-1")
+    offline(downgrade)
     step("history", "list the migrations", _history)
     step("current", "show the revision the database is at", _current)
+    heads = step("heads", "list the newest migrations (more than one: merge them)", _heads)
+    heads.add_argument("-v", "--verbose", action="store_true", help="show each head in full")
+    stamp = step(
+        "stamp",
+        "record REV as the database's revision without running any migration",
+        _stamp,
+    )
+    stamp.add_argument("revision", help="a revision id, head or base")
+    offline(stamp)
+    merge = step("merge", "write a migration that joins the current heads into one", _merge)
+    merge.add_argument("-m", "--message", default="merge heads", help="what it merges")
     step(
         "check",
         "exit 1 when the models and the database differ (for CI)",
@@ -113,27 +164,58 @@ def _create(args: argparse.Namespace) -> None:
         )
     _reachable(db, args)
     scripts = command.revision(config, message=args.message, autogenerate=not args.empty)
-    for script in scripts if isinstance(scripts, list) else [scripts]:
-        if script is not None:
-            print(f"created  {Path(script.path).relative_to(args.project.resolve())}")
+    _created(args, scripts if isinstance(scripts, list) else [scripts])
 
 
 def _upgrade(args: argparse.Namespace) -> None:
     from alembic import command
 
-    config, db = _alembic(args)
-    _reachable(db, args)
-    command.upgrade(config, args.revision)
-    command.current(config)
+    _migrate(args, command.upgrade)
 
 
 def _downgrade(args: argparse.Namespace) -> None:
     from alembic import command
 
+    _migrate(args, command.downgrade)
+
+
+def _stamp(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    _migrate(args, command.stamp)
+
+
+def _migrate(args: argparse.Namespace, step: Callable[..., None]) -> None:
+    """Run upgrade, downgrade or stamp, showing each step; ``--sql`` only prints the SQL."""
+    from alembic import command
+
     config, db = _alembic(args)
+    if args.sql:  # the SQL goes to stdout, so the progress lines go to stderr
+        with _progress(sys.stderr):
+            step(config, args.revision, sql=True)
+        return
     _reachable(db, args)
-    command.downgrade(config, args.revision)
+    with _progress(sys.stdout):
+        step(config, args.revision)
     command.current(config)
+
+
+def _heads(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    config, _ = _alembic(args)
+    command.heads(config, verbose=args.verbose)
+
+
+def _merge(args: argparse.Namespace) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    config, _ = _alembic(args)
+    heads = ScriptDirectory.from_config(config).get_heads()
+    if len(heads) < 2:
+        raise CommandFailed(f"nothing to merge: there is one head ({', '.join(heads) or 'none'})")
+    _created(args, [command.merge(config, "heads", message=args.message)])
 
 
 def _history(args: argparse.Namespace) -> None:
@@ -160,13 +242,49 @@ def _check(args: argparse.Namespace) -> None:
     try:
         command.check(config)
     except AutogenerateDiffsDetected as exc:
-        raise CommandFailed(f"the models and the database differ:\n{exc}") from None
+        from .migrations import describe_diffs
+
+        found = getattr(exc, "diffs", None)
+        listed = "\n".join(f"  {line}" for line in describe_diffs(found)) if found else exc
+        raise CommandFailed(f"the models and the database differ:\n{listed}") from None
     except CommandError as exc:
         raise CommandFailed(str(exc)) from None
     print("the database matches the models")
 
 
 # -- helpers --------------------------------------------------------------------
+
+
+def _created(args: argparse.Namespace, scripts: Sequence[object]) -> None:
+    root = args.project.resolve()
+    for script in scripts:
+        path = getattr(script, "path", None)
+        if path is not None:
+            print(f"created  {Path(path).relative_to(root)}")
+
+
+class _Steps(logging.Filter):
+    """Alembic's "Running upgrade a -> b, message" lines, without its setup chatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage().startswith("Running ")
+
+
+@contextmanager
+def _progress(stream: TextIO) -> Iterator[None]:
+    """Show the migrations Alembic runs; it logs each on ``alembic.runtime.migration``."""
+    logger = logging.getLogger("alembic.runtime.migration")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_Steps())
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _load_project(root: Path) -> Database:

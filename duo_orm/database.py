@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from . import _callbacks, dispatch
 from ._isolation import Isolation
 from ._pending import pending
-from .engines import Engines
+from .engines import Access, Engines
 from .errors import translate, translated_errors
 from .exceptions import (
     ConfigurationError,
@@ -26,6 +26,7 @@ from .exceptions import (
 )
 from .frame import DeferredFrame, Frame
 from .model import Model
+from .naming import NAMING_CONVENTION
 from .session import DuoSession
 from .transaction import TransactionBlock
 from .urls import derive_urls
@@ -36,7 +37,10 @@ class Database:
 
     ``Database("sqlite:///app.db")`` derives a sync and an async URL; engines
     are built on first use. Each instance has its own ``Model`` base and
-    metadata, so models of two databases never mix.
+    metadata, so models of two databases never mix. The metadata names every
+    constraint by ``naming_convention`` (``duo_orm.NAMING_CONVENTION`` unless
+    given; ``None`` leaves them unnamed, as plain SQLAlchemy does), so migrations
+    can see one being removed.
     """
 
     def __init__(
@@ -47,17 +51,20 @@ class Database:
         echo: bool = False,
         engine_options: dict[str, Any] | None = None,
         session_options: dict[str, Any] | None = None,
+        naming_convention: Mapping[str, Any] | None = NAMING_CONVENTION,
     ) -> None:
         self.derive_async = derive_async
         self._use_url(url, echo=echo, engine_options=engine_options)
         self._session_options: dict[str, Any] = {"expire_on_commit": False}
         self._session_options.update(session_options or {})
+        self._sync_factory: sessionmaker[Session] | None = None
+        self._async_factory: async_sessionmaker[AsyncSession] | None = None
         self._ambient: ContextVar[Frame | DeferredFrame | None] = ContextVar(
             f"duo_orm_transaction_{id(self):x}", default=None
         )
         # set while a test runs isolated (duo_orm_pytest): every session joins it
         self._isolation: Isolation | None = None
-        self.Model: type[Model] = _model_base(self)
+        self.Model: type[Model] = _model_base(self, naming_convention)
         self.metadata: MetaData = cast(Any, self.Model).metadata
 
     def __repr__(self) -> str:
@@ -114,6 +121,66 @@ class Database:
         with self.standalone_session() as session:
             yield session
 
+    # -- engines and session factories (plain SQLAlchemy) -------------------
+
+    @property
+    def sync_engine(self) -> Engine:
+        """The sync ``Engine`` and its pool, built on first use (raw SQL, pandas, tools)."""
+        return self._engines.sync_engine()
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The ``AsyncEngine`` of the running event loop (read it inside async code).
+
+        Async connections belong to the loop that opened them, so each event loop
+        gets its own engine and pool: a second ``asyncio.run`` sees a new engine,
+        and the previous loop's pool is dropped.
+        """
+        if not dispatch.event_loop_running():
+            raise UnsupportedOperationError(
+                "db.async_engine belongs to the running event loop; read it inside async "
+                "code (use db.sync_engine in sync code)."
+            )
+        return self._engines.async_engine()
+
+    @property
+    def sync_session_factory(self) -> sessionmaker[Session]:
+        """A ``sessionmaker`` for sessions on ``sync_engine``, with duo-orm's session options.
+
+        Its sessions are not ambient (ORM calls do not use them) and the caller
+        commits. Under the pytest plugin's isolation they join the test's transaction.
+        """
+        isolation = self._isolation
+        bind: Engine | Connection = isolation.connection if isolation else self.sync_engine
+        factory = self._sync_factory
+        if factory is None or factory.kw["bind"] is not bind:
+            options: dict[str, Any] = dict(self._session_options)
+            if isolation is not None:  # BEGIN becomes a SAVEPOINT on the test's connection
+                options["join_transaction_mode"] = "create_savepoint"
+            factory = sessionmaker(bind=bind, class_=DuoSession, **options)
+            self._sync_factory = factory
+        return factory
+
+    @property
+    def async_session_factory(self) -> async_sessionmaker[AsyncSession]:
+        """An ``async_sessionmaker`` for sessions on ``async_engine`` (this event loop's).
+
+        Like ``async_engine`` it belongs to the running loop: read it inside async
+        code, and again in each new loop.
+        """
+        if self._isolation is not None:
+            return async_sessionmaker(
+                sync_session_class=self._isolation.session_class, **self._session_options
+            )
+        engine = self.async_engine
+        factory = self._async_factory
+        if factory is None or factory.kw["bind"] is not engine:
+            factory = async_sessionmaker(
+                bind=engine, sync_session_class=DuoSession, **self._session_options
+            )
+            self._async_factory = factory
+        return factory
+
     # -- lifecycle ----------------------------------------------------------
 
     def connect(self) -> Any:
@@ -162,7 +229,11 @@ class Database:
         )
 
     def disconnect(self) -> Any:
-        """Dispose every engine and pool (a shared in-memory SQLite database is dropped)."""
+        """Dispose every engine and pool; engines are built again on next use.
+
+        A ``sqlite:///:memory:`` database keeps its data: it lives as long as this
+        ``Database`` object, so an app's lifespan can stop and start again.
+        """
         if self._isolation is not None:  # a test's app shutting down: the test owns it
             return _already_done()
         if dispatch.event_loop_running():
@@ -202,7 +273,7 @@ class Database:
     def _retarget(self, url: str | URL) -> None:
         """Point this Database at another URL (a test database); engines are rebuilt."""
         old = self._engines
-        old.dispose_sync()
+        old.close()
         self._use_url(url, echo=old._echo, engine_options=old._options)
 
     def _use_url(
@@ -248,33 +319,20 @@ class Database:
             frame = frame.resolve()
         return frame if frame is not None and frame.active else None
 
-    def _new_sync_session(self) -> Session:
-        if self._isolation is not None:
-            return DuoSession(
-                bind=self._isolation.connection,
-                join_transaction_mode="create_savepoint",
-                **self._session_options,
-            )
-        return DuoSession(bind=self._engines.sync_engine(), **self._session_options)
+    def _new_sync_session(self, access: Access = "write") -> Session:
+        if access == "write" or self._isolation is not None:
+            return self.sync_session_factory()
+        return self.sync_session_factory(bind=self._engines.sync_engine(access))
 
-    def _new_async_session(self) -> AsyncSession:
+    def _new_async_session(self, access: Access = "write") -> AsyncSession:
         if not self.derive_async:
             raise ConfigurationError(
                 "This Database was created with derive_async=False and has no async engine. "
                 "Make this call from sync code, or create the Database with derive_async=True."
             )
-        if self._isolation is not None:
-            # The test's one sync connection, driven through AsyncSession's greenlet
-            # bridge (see _isolation.py): async code sees what sync code wrote.
-            session = AsyncSession(sync_session_class=DuoSession, **self._session_options)
-            session.sync_session.bind = self._isolation.connection
-            session.sync_session.join_transaction_mode = "create_savepoint"
-            return session
-        return AsyncSession(
-            bind=self._engines.async_engine(),
-            sync_session_class=DuoSession,
-            **self._session_options,
-        )
+        if access == "write" or self._isolation is not None:
+            return self.async_session_factory()
+        return self.async_session_factory(bind=self._engines.async_engine(access))
 
 
 def _already_done() -> Any:
@@ -312,10 +370,11 @@ class StandaloneSession:
         await self._async.close()
 
 
-def _model_base(db: Database) -> type[Model]:
+def _model_base(db: Database, naming_convention: Mapping[str, Any] | None) -> type[Model]:
+    metadata = MetaData(naming_convention=dict(naming_convention or {}) or None)
     base = type(
         "Model",
         (Model, DeclarativeBase),
-        {"__module__": __name__, "metadata": MetaData(), "__duo_database__": db},
+        {"__module__": __name__, "metadata": metadata, "__duo_database__": db},
     )
     return cast(type[Model], base)

@@ -19,6 +19,7 @@ from sqlalchemy.util import await_only
 
 from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
 from ._pending import CallRegistry, pending
+from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
@@ -59,17 +60,21 @@ def event_loop_running() -> bool:
     return True
 
 
-def run(db: Database, op: Operation[T]) -> Any:
-    """Run ``op``: returns its value in sync code, an awaitable of it in async code."""
+def run(db: Database, op: Operation[T], access: Access = "write") -> Any:
+    """Run ``op``: returns its value in sync code, an awaitable of it in async code.
+
+    ``access="single_read"`` says ``op`` sends one read statement and nothing else:
+    in statement mode it then runs without BEGIN/COMMIT (see engines.Access).
+    """
     current = _running_on.get()
     if current is not None:
         if current[0] is db:
             return op(current[1])
         if event_loop_running():  # a hook touching another database, inside run_sync
-            return await_only(run_async(db, op))
+            return await_only(run_async(db, op, access))
     if event_loop_running():
-        return pending(run_async(db, op), _unit_calls(db))
-    return run_sync(db, op)
+        return pending(run_async(db, op, access), _unit_calls(db))
+    return run_sync(db, op, access)
 
 
 def _unit_calls(db: Database) -> CallRegistry | None:
@@ -91,20 +96,12 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
     return call
 
 
-def run_sync(db: Database, op: Operation[T]) -> T:
+def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
     frame = db._current_frame()
     if frame is None:
-        session = db._new_sync_session()
-        session.info[_STATEMENT] = True
-        with translated_errors():
-            try:
-                with session.begin():
-                    result = _bound(db, op)(session)
-            finally:
-                session.close()
-        pending = session.info.get(PENDING)  # db.on_commit() from a hook of this call
-        if pending:
-            run_after_sync_commit(pending)
+        result, callbacks = _statement_call(db, op, access)
+        if callbacks:
+            run_after_sync_commit(callbacks)
         return result
     if frame.is_async:
         # A worker thread inside an async transaction: run on the transaction's loop.
@@ -114,13 +111,46 @@ def run_sync(db: Database, op: Operation[T]) -> T:
         return _bound(db, op)(frame.session)
 
 
-async def run_async(db: Database, op: Operation[T]) -> T:
+def _statement_call(db: Database, op: Operation[T], access: Access) -> tuple[T, list[Any]]:
+    """``op`` in a session of its own, committed; with the callbacks its hooks registered."""
+    session = db._new_sync_session(access)
+    session.info[_STATEMENT] = True
+    with translated_errors():
+        try:
+            if access == "single_read":  # nothing to commit: closing ends it
+                return _bound(db, op)(session), []
+            with session.begin():
+                result = _bound(db, op)(session)
+        finally:
+            session.close()
+    return result, session.info.get(PENDING) or []  # db.on_commit() from a hook of this call
+
+
+def _one_thread_hop(db: Database) -> bool:
+    """Whether an async statement-mode call runs as a sync call in a worker thread.
+
+    On SQLite the driver is in-process and aiosqlite hops to its thread for every
+    statement, BEGIN and COMMIT; running the whole call on the sync engine in one
+    worker thread does the same work with a single hop. Not while a test isolates
+    the database: its one connection must not be used from two threads at once.
+    """
+    return db._engines.is_sqlite and db._isolation is None and db.derive_async
+
+
+async def run_async(db: Database, op: Operation[T], access: Access = "write") -> T:
     frame = db._current_frame()
+    if frame is None and _one_thread_hop(db):
+        result, callbacks = await anyio.to_thread.run_sync(_statement_call, db, op, access)
+        if callbacks:
+            await run_after_async_commit(callbacks)
+        return result
     if frame is None:
-        session = db._new_async_session()
+        session = db._new_async_session(access)
         session.sync_session.info[_STATEMENT] = True
         with translated_errors():
             try:
+                if access == "single_read":  # nothing to commit: closing ends it
+                    return await session.run_sync(_bound(db, op))
                 async with session.begin():
                     result = await session.run_sync(_bound(db, op))
             finally:

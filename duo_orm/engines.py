@@ -2,9 +2,15 @@
 
 Engines are created on first use, so importing a module that builds a
 ``Database`` never touches the network or a missing driver. Every engine hides
-SQL parameters from exception text and logs (they can hold personal data);
-server databases also get pre-ping (a pooled connection the server dropped is
-replaced before use) and a connect timeout. ``engine_options`` overrides each.
+SQL parameters from exception text and logs (they can hold personal data) and
+keeps a pool sized for a web worker; server databases also get pre-ping (a
+pooled connection the server dropped is replaced before use) and a connect
+timeout; SQLite files get the settings production SQLite needs (WAL journal,
+``synchronous=NORMAL``, a busy timeout, writers that take the lock at BEGIN).
+``engine_options`` overrides each.
+
+Each engine is used in three ways (``Access``): transactions that may write,
+transactions that only read, and a lone read that needs no transaction at all.
 """
 
 from __future__ import annotations
@@ -12,15 +18,41 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from .exceptions import ConfigurationError
 from .urls import DerivedURLs, install_hint
 
 DEFAULT_SQLITE_BUSY_TIMEOUT = 5.0  # seconds a SQLite connection waits for a lock
+
+# PRAGMAs every SQLite file connection runs (``engine_options={"sqlite_pragmas": ...}``
+# changes or, with None, drops one). WAL lets readers and one writer work at once;
+# NORMAL syncs at checkpoints instead of every COMMIT, and in WAL mode that is still
+# safe against corruption (a power cut may lose the last commits, never the file).
+DEFAULT_SQLITE_PRAGMAS: dict[str, str | None] = {"journal_mode": "wal", "synchronous": "normal"}
+SQLITE_PRAGMAS_OPTION = "sqlite_pragmas"
+# How a SQLite transaction that may write begins: "immediate" takes the write lock at
+# BEGIN, so a busy writer is waited for up front instead of failing at its first write
+# after reading (a deferred reader cannot wait for the lock); "deferred" is SQLite's own.
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+SQLITE_BEGIN_MODES = ("immediate", "deferred")
+
+# A pool that keeps enough connections for one web worker's concurrent requests:
+# SQLAlchemy's own (5 kept, 10 overflow closed on return) opens and closes a
+# connection for most requests once more than 5 run at once.
+DEFAULT_POOL_SIZE = 20
+DEFAULT_MAX_OVERFLOW = 0
+
+# "write": a transaction that may write (SQLite: BEGIN IMMEDIATE);
+# "read": a transaction that is expected to only read (SQLite: a deferred BEGIN);
+# "single_read": one read statement on its own, with no BEGIN/COMMIT at all.
+Access = Literal["write", "read", "single_read"]
+_BEGIN = "duo_orm_begin"  # execution option: the SQLite BEGIN a connection sends
+_BEGIN_SQL = {"immediate": "BEGIN IMMEDIATE", "deferred": "BEGIN", "none": None}
 
 # Seconds to wait for a server database to accept a connection. Drivers default to
 # 60-130 s, long enough for a black-holed host to stall startup and every request.
@@ -60,11 +92,14 @@ class Engines:
         self.derive_async = derive_async
         self._echo = echo
         self._options = dict(engine_options or {})
+        self._sqlite_pragmas, self._sqlite_begin = _sqlite_settings(self._options, urls)
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._memory_keeper: sqlite3.Connection | None = None
         self._isolated: Engine | None = None
+        self._sync_variants: dict[Access, Engine] = {}
+        self._async_variants: dict[Access, AsyncEngine] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,20 +113,30 @@ class Engines:
     def async_created(self) -> AsyncEngine | None:
         return self._async
 
-    def sync_engine(self) -> Engine:
-        if self._sync is None:
+    def sync_engine(self, access: Access = "write") -> Engine:
+        """The sync engine, or a view of it (same pool) that begins as ``access`` needs."""
+        engine = self._sync
+        if engine is None:
             self._keep_memory_alive()
-            self._sync = self._build(create_engine, self.urls.sync)
+            engine = self._sync = self._build(create_engine, self.urls.sync)
             if self.is_sqlite:
-                _make_sqlite_strict(self._sync)
-        return self._sync
+                self._make_strict(engine, self._sqlite_begin)
+        if access == "write":
+            return engine
+        variant = self._sync_variants.get(access)
+        if variant is None:
+            variant = self._sync_variants[access] = engine.execution_options(
+                **self._access_options(access)
+            )
+        return variant
 
     def isolated_engine(self) -> Engine:
         """A sync engine whose connections any thread may use (per-test isolation).
 
         A test's one connection is used by the test's thread, the test client's
         event-loop thread and worker threads, one after another; pysqlite refuses
-        that unless ``check_same_thread`` is off.
+        that unless ``check_same_thread`` is off. Its outer transaction begins
+        deferred, as a test that only reads should not lock other connections out.
         """
         if self._isolated is None:
             self._keep_memory_alive()
@@ -102,11 +147,11 @@ class Engines:
                 options["connect_args"] = connect_args
             self._isolated = self._build(create_engine, self.urls.sync, options)
             if self.is_sqlite:
-                _make_sqlite_strict(self._isolated)
+                self._make_strict(self._isolated, "deferred")
         return self._isolated
 
-    def async_engine(self) -> AsyncEngine:
-        """The async engine of the running event loop.
+    def async_engine(self, access: Access = "write") -> AsyncEngine:
+        """The async engine of the running event loop (or a view of it, as ``sync_engine``).
 
         Async connections belong to the loop that opened them. A script that
         calls ``asyncio.run`` twice gets a fresh engine for the second loop
@@ -118,22 +163,45 @@ class Engines:
                 "Make this call from sync code, or create the Database with derive_async=True."
             )
         loop = asyncio.get_running_loop()
-        if self._async is not None and self._async_loop is not loop:
-            self._async.sync_engine.dispose(close=False)
-            self._async = None
-        if self._async is None:
+        engine = self._async
+        if engine is not None and self._async_loop is not loop:
+            engine.sync_engine.dispose(close=False)
+            engine = self._async = None
+            self._async_variants = {}
+        if engine is None:
             self._keep_memory_alive()
             engine = self._build(create_async_engine, self.urls.async_)
             if self.is_sqlite:
-                _make_sqlite_strict(engine.sync_engine)
+                self._make_strict(engine.sync_engine, self._sqlite_begin)
             self._async, self._async_loop = engine, loop
-        return self._async
+        if access == "write":
+            return engine
+        variant = self._async_variants.get(access)
+        if variant is None:
+            variant = self._async_variants[access] = engine.execution_options(
+                **self._access_options(access)
+            )
+        return variant
+
+    def _access_options(self, access: Access) -> dict[str, Any]:
+        """Execution options that make a connection begin the way ``access`` needs."""
+        if self.is_sqlite:
+            return {_BEGIN: "deferred" if access == "read" else "none"}
+        # A server transaction that only reads needs nothing special; a lone read runs
+        # in autocommit: one round trip instead of BEGIN, the statement and COMMIT.
+        return {"isolation_level": "AUTOCOMMIT"} if access == "single_read" else {}
+
+    def _make_strict(self, engine: Engine, begin: str) -> None:
+        _make_sqlite_strict(engine, begin, self._sqlite_pragmas)
 
     def _build(self, factory: Any, url: Any, options: dict[str, Any] | None = None) -> Any:
         options = dict(self._options if options is None else options)
+        options.pop(SQLITE_PRAGMAS_OPTION, None)
+        options.pop(SQLITE_BEGIN_OPTION, None)
         options.setdefault("echo", self._echo)
         options.setdefault("hide_parameters", True)  # no personal data in logs or errors
         connect_timeout = options.pop(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT)
+        _set_pool_size(options, url)
         if not self.is_sqlite:
             options.setdefault("pool_pre_ping", True)
             _set_connect_timeout(options, url, connect_timeout)
@@ -154,7 +222,12 @@ class Engines:
             raise ConfigurationError(f"Invalid engine option: {exc}") from exc
 
     def _keep_memory_alive(self) -> None:
-        """Hold one raw connection so a shared in-memory database outlives the pools."""
+        """Hold one raw connection so a shared in-memory database outlives the pools.
+
+        It stays open through ``dispose_*`` (an adapter's lifespan restarting, a
+        ``db.disconnect()``), so the data lives as long as this object; only
+        ``close()`` drops it.
+        """
         if self.urls.is_memory and self._memory_keeper is None:
             url = self.urls.sync
             uri = f"{url.database}?vfs=memdb"
@@ -163,6 +236,7 @@ class Engines:
     async def dispose_async(self) -> None:
         if self._async is not None:
             engine, self._async = self._async, None
+            self._async_variants = {}
             if self._async_loop is asyncio.get_running_loop():
                 await engine.dispose()
             else:
@@ -175,12 +249,18 @@ class Engines:
             # loop here, drop the pool (connections close when collected).
             self._async.sync_engine.dispose(close=False)
             self._async = None
+            self._async_variants = {}
         if self._sync is not None:
             self._sync.dispose()
             self._sync = None
+            self._sync_variants = {}
         if self._isolated is not None:
             self._isolated.dispose()
             self._isolated = None
+
+    def close(self) -> None:
+        """Dispose every pool and drop a shared in-memory database for good."""
+        self.dispose_sync()
         if self._memory_keeper is not None:
             self._memory_keeper.close()
             self._memory_keeper = None
@@ -199,19 +279,57 @@ def _set_connect_timeout(options: dict[str, Any], url: Any, seconds: float | Non
     options["connect_args"] = connect_args
 
 
-def _make_sqlite_strict(engine: Engine) -> None:
-    """Foreign keys on, and real BEGIN/SAVEPOINT control (pysqlite's own is broken)."""
+def _set_pool_size(options: dict[str, Any], url: Any) -> None:
+    """Keep a web worker's worth of connections in a queue pool, unless told otherwise."""
+    if "poolclass" in options or "pool" in options:
+        return
+    if issubclass(url.get_dialect().get_pool_class(url), QueuePool):
+        options.setdefault("pool_size", DEFAULT_POOL_SIZE)
+        options.setdefault("max_overflow", DEFAULT_MAX_OVERFLOW)
+
+
+def _sqlite_settings(options: dict[str, Any], urls: DerivedURLs) -> tuple[dict[str, str], str]:
+    """The PRAGMAs and the BEGIN of a writing transaction, from the defaults and ``options``."""
+    pragmas: dict[str, str | None] = dict(DEFAULT_SQLITE_PRAGMAS)
+    if urls.is_memory:
+        pragmas.pop("journal_mode")  # an in-memory database has no WAL
+    given = options.get(SQLITE_PRAGMAS_OPTION) or {}
+    if not isinstance(given, dict):
+        raise ConfigurationError(
+            f"engine_options[{SQLITE_PRAGMAS_OPTION!r}] must be a dict of PRAGMA names "
+            f"to values (None drops a default), not {type(given).__name__}"
+        )
+    pragmas.update(given)
+    for name, value in pragmas.items():
+        if not name.isidentifier() or not (value is None or str(value).replace("-", "").isalnum()):
+            raise ConfigurationError(f"Invalid SQLite PRAGMA {name!r} = {value!r}")
+    begin = options.get(SQLITE_BEGIN_OPTION, "immediate")
+    if begin not in SQLITE_BEGIN_MODES:
+        raise ConfigurationError(
+            f"engine_options[{SQLITE_BEGIN_OPTION!r}] must be one of "
+            f"{', '.join(SQLITE_BEGIN_MODES)}, not {begin!r}"
+        )
+    return {k: str(v) for k, v in pragmas.items() if v is not None}, begin
+
+
+def _make_sqlite_strict(engine: Engine, begin: str, pragmas: dict[str, str]) -> None:
+    """Foreign keys on, the production PRAGMAs, and real BEGIN/SAVEPOINT control
+    (pysqlite's own is broken): ``begin`` for transactions that may write."""
+    statements = ["PRAGMA foreign_keys=ON", *(f"PRAGMA {k}={v}" for k, v in pragmas.items())]
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for statement in statements:
+            cursor.execute(statement)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        sql = _BEGIN_SQL[connection.get_execution_options().get(_BEGIN, begin)]
+        if sql is not None:  # "none": a lone read, committed by SQLite on its own
+            connection.exec_driver_sql(sql)
 
     @event.listens_for(engine.pool, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 
 from .exceptions import (
+    DatabaseBusyError,
     DatabaseError,
     DatabaseUnavailableError,
     DuoOrmError,
@@ -32,7 +33,8 @@ SQLSTATE_KINDS: dict[str, IntegrityKind] = {
     "23502": "not_null",
     "23514": "check",
 }
-SQLSTATE_CONFLICTS = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
+SQLSTATE_CONFLICTS = {"40001", "40P01"}  # serialization failure, deadlock
+SQLSTATE_BUSY = {"55P03"}  # lock not available (lock_timeout, NOWAIT)
 
 SQLITE_KINDS: dict[int, IntegrityKind] = {
     2067: "unique",  # SQLITE_CONSTRAINT_UNIQUE
@@ -41,7 +43,7 @@ SQLITE_KINDS: dict[int, IntegrityKind] = {
     1299: "not_null",  # SQLITE_CONSTRAINT_NOTNULL
     275: "check",  # SQLITE_CONSTRAINT_CHECK
 }
-SQLITE_CONFLICTS = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (primary codes): the busy timeout ran out
 
 MYSQL_KINDS: dict[int, IntegrityKind] = {
     1062: "unique",
@@ -52,7 +54,8 @@ MYSQL_KINDS: dict[int, IntegrityKind] = {
     1364: "not_null",
     3819: "check",
 }
-MYSQL_CONFLICTS = {1205, 1213}  # lock wait timeout, deadlock
+MYSQL_CONFLICTS = {1213}  # deadlock
+MYSQL_BUSY = {1205}  # lock wait timeout
 
 # The server went away or cannot be reached: SQLSTATE class 08 (connection
 # exception) and the shutdown codes of class 57 (admin/crash shutdown, cannot
@@ -87,6 +90,10 @@ def translate(error: BaseException) -> BaseException:
     """The duo-orm error to raise for ``error`` (``error`` itself if it is not ours to wrap)."""
     if isinstance(error, DuoOrmError):
         return error
+    if isinstance(error, sa_exc.TimeoutError):  # the pool's checkout timeout
+        return DatabaseBusyError(
+            "No pooled database connection came free in time (the pool is exhausted)"
+        )
     if _is_unavailable(error):
         return DatabaseUnavailableError(_unavailable_message(error))
     refused = refused_value(error)
@@ -104,6 +111,8 @@ def translate(error: BaseException) -> BaseException:
             return IntegrityError(
                 _driver_message(driver_error), kind=kind, constraint=_constraint_name(driver_error)
             )
+        if _is_busy(driver_error):
+            return DatabaseBusyError(_driver_message(driver_error))
         if _is_conflict(driver_error):
             return TransactionConflictError(_driver_message(driver_error))
         return DatabaseError(_driver_message(driver_error))
@@ -233,11 +242,19 @@ def _is_conflict(driver_error: Any) -> bool:
     sqlstate, code = _codes(driver_error)
     if sqlstate is not None:
         return sqlstate in SQLSTATE_CONFLICTS
+    return code in MYSQL_CONFLICTS and not _is_sqlite(driver_error)
+
+
+def _is_busy(driver_error: Any) -> bool:
+    """Whether a wait for a lock timed out (the database is overloaded, not broken)."""
+    sqlstate, code = _codes(driver_error)
+    if sqlstate is not None:
+        return sqlstate in SQLSTATE_BUSY
     if code is None:
         return False
     if _is_sqlite(driver_error):
-        return code & 0xFF in SQLITE_CONFLICTS
-    return code in MYSQL_CONFLICTS
+        return code & 0xFF in SQLITE_BUSY
+    return code in MYSQL_BUSY
 
 
 def _is_sqlite(driver_error: Any) -> bool:

@@ -96,8 +96,21 @@ class DatabaseUnavailableError(DatabaseError):
     retryable = True
 
 
+class DatabaseBusyError(TransactionConflictError, DatabaseUnavailableError):
+    """A wait for a lock or a connection ran out of time.
+
+    SQLite's write lock stayed taken past the busy timeout ("database is
+    locked"), a server lock wait timed out (PostgreSQL 55P03, MySQL 1205), or no
+    pooled connection came free within the pool's timeout. The database is
+    fine, only overloaded for the moment: nothing was committed by the failed
+    call, and the same transaction is expected to succeed on retry (503 with
+    ``Retry-After`` in the web adapters).
+    """
+
+
 __all__ = [
     "ConfigurationError",
+    "DatabaseBusyError",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DuoOrmError",

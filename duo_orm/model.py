@@ -132,8 +132,10 @@ class Model:
         """
         ident = _identity(cls, pk, pk_parts)
         if ident is IMPOSSIBLE_KEY:
-            return dispatch.run(cls.__duo_database__, lambda session: None)
-        return dispatch.run(cls.__duo_database__, lambda session: session.get(cls, ident))
+            return dispatch.run(cls.__duo_database__, lambda session: None, "single_read")
+        return dispatch.run(
+            cls.__duo_database__, lambda session: session.get(cls, ident), "single_read"
+        )
 
     @classmethod
     def get_one(cls: type[M], *pk: Any, **pk_parts: Any) -> Any:
@@ -148,7 +150,7 @@ class Model:
                 raise ObjectNotFoundError(f"{cls.__name__} {_describe(cls, ident)} not found")
             return instance
 
-        return dispatch.run(cls.__duo_database__, op)
+        return dispatch.run(cls.__duo_database__, op, "single_read")
 
     # -- queries (each starts a Query; see duo_orm.query) ---------------------
 
@@ -555,9 +557,14 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _pk_names(model: type) -> list[str]:
-    mapper: Mapper[Any] = inspect(model)
-    return [mapper.get_property_by_column(column).key for column in mapper.primary_key]
+def _pk_names(model: type) -> tuple[str, ...]:
+    """The attribute names of ``model``'s primary key (cached: read on every ``get``)."""
+    cached: tuple[str, ...] | None = model.__dict__.get("__duo_pk_names__")
+    if cached is None:
+        mapper: Mapper[Any] = inspect(model)
+        cached = tuple(mapper.get_property_by_column(column).key for column in mapper.primary_key)
+        setattr(model, "__duo_pk_names__", cached)  # noqa: B010 - not a declared attribute
+    return cached
 
 
 def _pk_of(instance: Model) -> tuple[Any, ...]:

@@ -216,12 +216,12 @@ class Query(Generic[M]):
 
     def all(self) -> Any:
         """Every matching row, as a list."""
-        return self._run(self._fetch_all)
+        return self._read(self._fetch_all)
 
     def first(self) -> Any:
         """The first matching row, or ``None``."""
         query = self.limit(1)
-        return self._run(lambda session: next(iter(query._fetch_all(session)), None))
+        return self._read(lambda session: next(iter(query._fetch_all(session)), None))
 
     def one(self) -> Any:
         """Exactly one row, else ``ObjectNotFoundError`` or ``MultipleObjectsFoundError``."""
@@ -232,21 +232,21 @@ class Query(Generic[M]):
                 raise ObjectNotFoundError(f"No {self.model.__name__} matches this query")
             return found
 
-        return self._run(op)
+        return self._read(op)
 
     def one_or_none(self) -> Any:
         """The one matching row or ``None``; ``MultipleObjectsFoundError`` for more."""
-        return self._run(self._fetch_at_most_one)
+        return self._read(self._fetch_at_most_one)
 
     def count(self) -> Any:
         """How many rows match (limit and offset included)."""
         statement = self._count_statement()
-        return self._run(lambda session: int(session.execute(statement).scalar_one()))
+        return self._read(lambda session: int(session.execute(statement).scalar_one()))
 
     def exists(self) -> Any:
         """Whether any row matches."""
         statement = select(exists(dataclasses.replace(self, loaders=()).alchemize()))
-        return self._run(lambda session: bool(session.execute(statement).scalar_one()))
+        return self._read(lambda session: bool(session.execute(statement).scalar_one()))
 
     def page(self, number: int, size: int) -> Any:
         """Page ``number`` (from 1) of ``size`` rows, with the total count."""
@@ -261,7 +261,7 @@ class Query(Generic[M]):
             total = int(session.execute(unpaged._count_statement()).scalar_one())
             return Page(window._fetch_all(session), total, number, size)
 
-        return self._run(op)
+        return self._read(op, statements=2)
 
     def iterate(self, batch_size: int = 200, batch: bool = False) -> Any:
         """Stream the rows (or lists of ``batch_size`` rows) in constant memory.
@@ -310,6 +310,15 @@ class Query(Generic[M]):
 
     def _run(self, op: Any) -> Any:
         return dispatch.run(self.model.__duo_database__, op)
+
+    def _read(self, op: Any, statements: int = 1) -> Any:
+        """Run a read; one statement on its own needs no transaction (engines.Access).
+
+        Loader options (``related()``) add a statement per relationship, and those
+        must see the same snapshot as the first one.
+        """
+        alone = statements == 1 and not self.loaders
+        return dispatch.run(self.model.__duo_database__, op, "single_read" if alone else "read")
 
     def _fetch_all(self, session: Session) -> list[M]:
         result = session.scalars(self.alchemize())

@@ -56,7 +56,7 @@ def names(models: Models) -> dict[str, str]:
 
 def test_update_bulk_without_hooks_is_one_statement_sync(m: Models) -> None:
     m.User.create_bulk(users(50))
-    engine = m.db._engines.sync_engine()
+    engine = m.db.sync_engine
     with counting_writes(m.db, engine) as writes:
         n = m.User.where(m.User.age >= 10).update_bulk({"name": m.User.name + "!"}, batch_size=7)
     assert n == 40 and len(writes) == 1
@@ -184,7 +184,7 @@ def test_hooked_update_skips_rows_whose_values_do_not_change(m: Models) -> None:
     m.User.where(m.User.age < 3).update_bulk({"name": "same"})
     m.User.where(m.User.age == 0).update_bulk({"name": "invalid"})  # no hooks: validate() skipped
     stamps = {u.email: u.updated_at for u in m.User.all()}
-    engine = m.db._engines.sync_engine()
+    engine = m.db.sync_engine
     with counting_writes(m.db, engine) as writes:
         same = m.User.where(m.User.age.in_([1, 2])).update_bulk({"name": "same"}, with_hooks=True)
         plus_zero = m.User.where(m.User.id > 0).update_bulk(
@@ -304,7 +304,7 @@ def test_hooked_update_refuses_to_set_the_primary_key(m: Models) -> None:
 def test_update_without_hooks_moves_primary_keys_in_one_statement(m: Models) -> None:
     m.User.create_bulk(users(6))
     before = ids_by_email(m)
-    engine = m.db._engines.sync_engine()
+    engine = m.db.sync_engine
     with counting_writes(m.db, engine) as writes:
         n = m.User.where(m.User.id > 2).update_bulk({"id": m.User.id + 100}, batch_size=2)
     assert n == 4 and len(writes) == 1
@@ -371,7 +371,7 @@ def test_bulk_requires_a_filter_unless_told(m: Models) -> None:
 
 def test_delete_bulk_set_based_and_hooked_sync(m: Models) -> None:
     m.User.create_bulk(users(20))
-    engine = m.db._engines.sync_engine()
+    engine = m.db.sync_engine
     with counting_writes(m.db, engine) as writes:
         assert m.User.where(m.User.age < 5).delete_bulk() == 5
     assert len(writes) == 1
@@ -441,7 +441,7 @@ async def test_iterate_async_and_inside_a_transaction(am: Models) -> None:
 
 def test_iterate_closes_its_session_when_abandoned(m: Models) -> None:
     m.User.create_bulk(users(10))
-    engine = m.db._engines.sync_engine()
+    engine = m.db.sync_engine
     stream = m.User.iterate(batch_size=2)
     next(stream)
     assert engine.pool.checkedout() == 1

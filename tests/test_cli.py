@@ -6,9 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
+
+from duo_orm import Database
+from duo_orm.migrations import has_checks_by_name
 
 pytestmark = pytest.mark.persistent
 
@@ -115,7 +120,17 @@ def test_clear_errors(tmp_path: Path) -> None:
 def test_help_for_every_command(tmp_path: Path) -> None:
     commands = [[], ["init"], ["migration"]] + [
         ["migration", name]
-        for name in ("create", "upgrade", "downgrade", "history", "current", "check")
+        for name in (
+            "create",
+            "upgrade",
+            "downgrade",
+            "history",
+            "current",
+            "heads",
+            "stamp",
+            "merge",
+            "check",
+        )
     ]
     for command in commands:
         result = run(tmp_path, None, *command, "--help")
@@ -127,3 +142,284 @@ def test_console_script_is_installed() -> None:
     assert script is not None
     result = subprocess.run([script, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "migration" in result.stdout
+
+
+def test_version_is_the_installed_one(tmp_path: Path) -> None:
+    assert ok(run(tmp_path, None, "--version")).strip() == f"duo-orm {version('duo-orm')}"
+
+
+def project_with(tmp_path: Path, url: str, model: str) -> Path:
+    project = tmp_path / "app"
+    project.mkdir()
+    ok(run(project, url, "init"))
+    (project / "db" / "models" / "user.py").write_text(model)
+    with (project / "db" / "models" / "__init__.py").open("a") as init:
+        init.write("\nfrom .user import Team, User\n")
+    return project
+
+
+CONSTRAINED = """
+from duo_orm import ForeignKey, Mapped, String, mapped_column
+
+from ..database import db
+
+
+class Team(db.Model):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    nickname: Mapped[str] = mapped_column(String(50), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+"""
+
+
+def test_removed_and_added_constraints_are_migrated(tmp_path: Path, url: str) -> None:
+    """Removing ``unique=True`` (or an index, or a foreign key) is a difference to
+    ``check`` and a DROP in the generated migration, on SQLite (batch) and PostgreSQL."""
+    project = project_with(tmp_path, url, CONSTRAINED)
+    ok(run(project, url, "migration", "create", "add users"))
+    ok(run(project, url, "migration", "upgrade"))
+    model = project / "db" / "models" / "user.py"
+    model.write_text(
+        CONSTRAINED.replace(", unique=True", "")
+        .replace(", index=True", "")
+        .replace('mapped_column(ForeignKey("teams.id"))', "mapped_column()")
+    )
+
+    drift = run(project, url, "migration", "check")
+    assert drift.returncode == 1, drift.stdout + drift.stderr
+    for name in ("uq_users_email", "ix_users_nickname", "fk_users_team_id_teams"):
+        assert name in drift.stderr
+    ok(run(project, url, "migration", "create", "drop constraints"))
+    [dropping] = [path for path in versions(project) if "drop_constraints" in path.name]
+    upgrade = dropping.read_text().split("def downgrade")[0]
+    assert "drop_constraint(batch_op.f('uq_users_email'), type_='unique')" in upgrade or (
+        "drop_constraint(op.f('uq_users_email'), 'users', type_='unique')" in upgrade
+    )
+    assert "ix_users_nickname" in upgrade and "fk_users_team_id_teams" in upgrade
+    assert "Running upgrade" in ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    assert constraints(url) == ([], [], [])
+
+    model.write_text(CONSTRAINED)  # and back: added constraints are seen as well
+    assert run(project, url, "migration", "check").returncode == 1
+    ok(run(project, url, "migration", "create", "add constraints"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    assert constraints(url) == (
+        ["uq_users_email"],
+        ["ix_users_nickname"],
+        ["fk_users_team_id_teams"],
+    )
+
+
+def constraints(url: str) -> tuple[list[str | None], list[str | None], list[str | None]]:
+    """The users table's unique constraints, indexes and foreign keys, as the database has them."""
+    db = Database(url)
+    try:
+        found = inspect(db.sync_engine)
+        return (
+            [uq["name"] for uq in found.get_unique_constraints("users")],
+            [
+                ix["name"]
+                for ix in found.get_indexes("users")
+                if "duplicates_constraint" not in ix  # PostgreSQL: a unique constraint's own
+            ],
+            [fk["name"] for fk in found.get_foreign_keys("users")],
+        )
+    finally:
+        db.disconnect()
+
+
+def table_names(url: str) -> list[str]:
+    db = Database(url)
+    try:
+        return inspect(db.sync_engine).get_table_names()
+    finally:
+        db.disconnect()
+
+
+CHECKED = """
+from sqlalchemy import CheckConstraint
+
+from duo_orm import Mapped, mapped_column
+
+from ..database import db
+
+
+class Team(db.Model):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("age >= 0"),
+        CheckConstraint("age < 200", name="sane_age"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    age: Mapped[int]
+"""
+
+
+@pytest.mark.skipif(
+    not has_checks_by_name(),
+    reason="Alembic compares CHECK constraints by name from 1.19.2 on",
+)
+def test_removed_and_added_check_constraints_are_migrated(tmp_path: Path, url: str) -> None:
+    project = project_with(tmp_path, url, CHECKED)
+    ok(run(project, url, "migration", "create", "add users"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    [unnamed] = [name for name in check_names(url) if name != "sane_age"]
+    assert unnamed.startswith("ck_users_")  # named by the convention
+
+    model = project / "db" / "models" / "user.py"
+    model.write_text(CHECKED.replace('CheckConstraint("age >= 0"),', ""))
+    drift = run(project, url, "migration", "check")
+    assert drift.returncode == 1 and unnamed in drift.stderr
+    ok(run(project, url, "migration", "create", "drop check"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert check_names(url) == ["sane_age"]
+    assert "matches" in ok(run(project, url, "migration", "check"))
+
+    model.write_text(CHECKED)
+    assert run(project, url, "migration", "check").returncode == 1
+    ok(run(project, url, "migration", "create", "add check"))
+    ok(run(project, url, "migration", "upgrade"))
+    assert sorted(check_names(url)) == sorted([unnamed, "sane_age"])
+
+
+def check_names(url: str) -> list[str | None]:
+    db = Database(url)
+    try:
+        return [ck["name"] for ck in inspect(db.sync_engine).get_check_constraints("users")]
+    finally:
+        db.disconnect()
+
+
+def test_stamp_heads_merge_and_offline_sql(tmp_path: Path, url: str) -> None:
+    project = project_with(tmp_path, url, CONSTRAINED)
+    ok(run(project, url, "migration", "create", "add users"))
+    [first] = versions(project)
+    revision = first.name.split("_")[0]
+
+    sql = ok(run(project, url, "migration", "upgrade", "--sql"))
+    assert "CREATE TABLE users" in sql and "uq_users_email" in sql
+    assert "users" not in table_names(url)  # offline: nothing ran
+    down = ok(run(project, url, "migration", "downgrade", "--sql", f"{revision}:base"))
+    assert "DROP TABLE users" in down
+
+    stamped = ok(run(project, url, "migration", "stamp", "head"))  # tables made elsewhere
+    assert f"Running stamp_revision  -> {revision}" in stamped
+    assert f"{revision} (head)" in ok(run(project, url, "migration", "current"))
+    ok(run(project, url, "migration", "stamp", "base"))
+
+    # two branches each add a migration after the first: two heads
+    ok(run(project, url, "migration", "create", "--empty", "branch a"))
+    ok(run(project, url, "migration", "create", "--empty", "branch b"))
+    [branch_b] = [path for path in versions(project) if "branch_b" in path.name]
+    source = branch_b.read_text()
+    parent = source.split("down_revision: str | Sequence[str] | None = ")[1].splitlines()[0]
+    branch_b.write_text(source.replace(f"= {parent}", f"= {revision!r}"))
+    heads = ok(run(project, url, "migration", "heads")).splitlines()
+    assert len(heads) == 2
+    two = run(project, url, "migration", "upgrade")
+    assert two.returncode == 1 and "Multiple head" in two.stderr and "Traceback" not in two.stderr
+
+    assert "created  db/migrations/versions/" in ok(
+        run(project, url, "migration", "merge", "-m", "join branches")
+    )
+    assert len(ok(run(project, url, "migration", "heads")).splitlines()) == 1
+    steps = ok(run(project, url, "migration", "upgrade"))
+    assert f"Running upgrade  -> {revision}, add users" in steps
+    assert "branch a" in steps and "branch b" in steps and "join branches" in steps
+    lone = run(project, url, "migration", "merge")
+    assert lone.returncode == 1 and "nothing to merge" in lone.stderr
+
+
+MOVE_OVER = """
+def upgrade() -> None:
+    # SQLite made these tables' constraints unnamed: copy each table, letting the
+    # convention name them (batch mode recreates the table).
+    for table in ("teams", "users"):
+        with op.batch_alter_table(table, recreate="always", naming_convention=NAMING_CONVENTION):
+            pass
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
+def test_a_database_made_before_the_convention_moves_over(tmp_path: Path, url: str) -> None:
+    project = project_with(tmp_path, url, CONSTRAINED)
+    database = project / "db" / "database.py"
+    database.write_text(database.read_text().replace('"))', '"), naming_convention=None)'))
+    ok(run(project, url, "migration", "create", "before"))
+    ok(run(project, url, "migration", "upgrade"))
+    db = Database(url)
+    with db.sync_engine.begin() as connection:  # rows that point at each other
+        connection.exec_driver_sql("INSERT INTO teams (id) VALUES (1)")
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, email, nickname, team_id) VALUES (1, 'a@x.io', 'a', 1)"
+        )
+    db.disconnect()
+    database.write_text(database.read_text().replace(", naming_convention=None", ""))
+
+    drift = run(project, url, "migration", "check")
+    assert drift.returncode == 1 and "uq_users_email" in drift.stderr
+    ok(run(project, url, "migration", "create", "name constraints"))
+    [moving] = [path for path in versions(project) if "name_constraints" in path.name]
+    if url.startswith("sqlite"):  # what docs/migrations.md says to write instead
+        source = moving.read_text()
+        source = source[: source.index("\ndef upgrade")] + MOVE_OVER
+        source = source.replace(
+            "from alembic import op\n",
+            "from alembic import op\n\nfrom duo_orm import NAMING_CONVENTION\n",
+        )
+        moving.write_text(source)
+    ok(run(project, url, "migration", "upgrade"))
+    assert "matches" in ok(run(project, url, "migration", "check"))
+    assert constraints(url) == (
+        ["uq_users_email"],
+        ["ix_users_nickname"],
+        ["fk_users_team_id_teams"] if url.startswith("sqlite") else ["users_team_id_fkey"],
+    )
+    db = Database(url)
+    with db.sync_engine.connect() as connection:  # the rows came through the copy
+        assert connection.exec_driver_sql("SELECT team_id FROM users").scalar_one() == 1
+    db.disconnect()
+
+
+def test_sqlite_migration_that_breaks_references_is_rolled_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    project = project_with(tmp_path, url, CONSTRAINED)
+    ok(run(project, url, "migration", "create", "add users"))
+    ok(run(project, url, "migration", "upgrade"))
+    db = Database(url)
+    with db.sync_engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO teams (id) VALUES (1)")
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, email, nickname, team_id) VALUES (1, 'a@x.io', 'a', 1)"
+        )
+    ok(run(project, url, "migration", "create", "--empty", "delete teams"))
+    [deleting] = [path for path in versions(project) if "delete_teams" in path.name]
+    deleting.write_text(
+        deleting.read_text().replace(
+            "def upgrade() -> None:\n    pass",
+            'def upgrade() -> None:\n    op.execute("DELETE FROM teams")',
+        )
+    )
+    broken = run(project, url, "migration", "upgrade")
+    assert broken.returncode == 1 and "point nowhere in users" in broken.stderr
+    with db.sync_engine.connect() as connection:  # all or nothing: the team is still there
+        assert connection.exec_driver_sql("SELECT count(*) FROM teams").scalar_one() == 1
+    assert "(head)" not in ok(run(project, url, "migration", "current"))
+    db.disconnect()

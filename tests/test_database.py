@@ -9,6 +9,8 @@ paths that file does not exercise.
 from __future__ import annotations
 
 import asyncio
+import gc
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import anyio
 import anyio.to_thread
 import pytest
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 from duo_orm import (
     ConfigurationError,
     Database,
+    DatabaseBusyError,
     DatabaseError,
     DatabaseUnavailableError,
     IntegrityError,
@@ -344,31 +347,41 @@ def test_two_memory_databases_are_separate() -> None:
     second.disconnect()
 
 
-def test_sync_disconnect_drops_a_memory_database() -> None:
+def test_memory_database_outlives_disconnect() -> None:
+    """An app's lifespan stopping (``db.disconnect()``) must not take the data with it."""
     db = Database("sqlite:///:memory:")
     models = define_models(db)
     db.create_all()
     models.User.create(email="a@x.io", name="a")
     db.disconnect()
-    with pytest.raises(DatabaseError, match="no such table"):
-        models.User.count()
-    db.create_all()  # usable again: a fresh, empty database
-    assert models.User.count() == 0
+    assert user_emails(models) == ["a@x.io"]  # engines rebuilt, same database
     db.disconnect()
 
 
 @pytest.mark.anyio
-async def test_async_disconnect_drops_a_memory_database() -> None:
+async def test_memory_database_outlives_async_disconnect() -> None:
     db = Database("sqlite:///:memory:")
     models = define_models(db)
     await db.create_all()
     await models.User.create(email="a@x.io", name="a")
     await db.disconnect()
-    with pytest.raises(DatabaseError, match="no such table"):
-        await models.User.count()
-    await db.create_all()
-    assert await models.User.count() == 0
+    assert await models.User.count() == 1
     await db.disconnect()
+
+
+def test_memory_database_ends_with_its_database_object() -> None:
+    db = Database("sqlite:///:memory:")
+    define_models(db)
+    db.create_all()
+    shared = f"{db.sync_url.database}?vfs=memdb"  # the name every connection opens
+    probe = sqlite3.connect(shared, uri=True)
+    assert probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    probe.close()
+    del db
+    gc.collect()
+    probe = sqlite3.connect(shared, uri=True)
+    assert probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    probe.close()
 
 
 # -- one model base per database ------------------------------------------------------
@@ -534,7 +547,7 @@ async def test_sqlite_async_writer_waits_without_blocking_the_loop(sqlite_url: s
         await db.disconnect()
 
 
-def test_sqlite_busy_timeout_is_configurable_and_expiry_is_a_retryable_conflict(
+def test_sqlite_busy_timeout_is_configurable_and_expiry_is_a_retryable_busy_error(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "busy.db"
@@ -543,12 +556,30 @@ def test_sqlite_busy_timeout_is_configurable_and_expiry_is_a_retryable_conflict(
     db.create_all()
     with sqlite_write_lock(path):
         started = time.monotonic()
-        with pytest.raises(TransactionConflictError) as info:
+        with pytest.raises(DatabaseBusyError) as info:
             models.User.create(email="a@x.io", name="a")
         assert 0.05 <= time.monotonic() - started < 3  # the short timeout applied
         assert info.value.retryable is True
+        # still a conflict (retry the transaction) and an unavailability (503, later)
+        assert isinstance(info.value, TransactionConflictError)
+        assert isinstance(info.value, DatabaseUnavailableError)
     models.User.create(email="a@x.io", name="a")  # the retry succeeds
     assert count_rows(models, "users") == 1
+    db.disconnect()
+
+
+def test_an_exhausted_pool_is_a_retryable_busy_error(tmp_path: Path) -> None:
+    db = Database(
+        f"sqlite:///{tmp_path / 'pool.db'}",
+        engine_options={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.1},
+    )
+    models = define_models(db)
+    db.create_all()
+    with db.sync_standalone_session() as session:
+        session.execute(text("SELECT 1"))  # the pool's one connection, held
+        with pytest.raises(DatabaseBusyError, match="pool"):
+            models.User.count()
+    assert models.User.count() == 0
     db.disconnect()
 
 

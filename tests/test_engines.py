@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from duo_orm import ConfigurationError, Database, DatabaseError, IntegrityError, Mapped
+from duo_orm import (
+    ConfigurationError,
+    Database,
+    DatabaseBusyError,
+    DatabaseError,
+    IntegrityError,
+    Mapped,
+)
 from duo_orm import mapped_column as column
 
 from .conftest import count_rows, sqlite_write_lock, tables
@@ -235,3 +244,122 @@ def test_showing_sql_parameters_is_an_engine_option(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert PRIVATE in _refused_duplicate(url, caplog, hide_parameters=False)
+
+
+# -- SQLite production defaults ----------------------------------------------------------
+
+
+def pragmas(db: Database, *names: str) -> list[str]:
+    with db.sync_standalone_session() as session:
+        return [str(session.execute(text(f"PRAGMA {name}")).scalar()) for name in names]
+
+
+async def async_pragmas(db: Database, *names: str) -> list[str]:
+    async with db.standalone_session() as session:
+        return [str((await session.execute(text(f"PRAGMA {name}"))).scalar()) for name in names]
+
+
+def test_sqlite_files_get_wal_synchronous_normal_and_a_busy_timeout(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'prod.db'}")
+    names = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+    assert pragmas(db, *names) == ["wal", "1", "5000", "1"]  # synchronous 1 = NORMAL
+    assert asyncio.run(async_pragmas(db, *names)) == ["wal", "1", "5000", "1"]
+    db.disconnect()
+
+
+def test_in_memory_sqlite_keeps_its_memory_journal() -> None:
+    db = Database("sqlite:///:memory:")
+    assert pragmas(db, "journal_mode", "synchronous") == ["memory", "1"]
+    models = define_models(db)
+    db.create_all()
+    models.Customer.create(name="a")
+    assert models.Customer.count() == 1
+    db.disconnect()
+
+
+def test_sqlite_pragmas_and_begin_are_overridable(tmp_path: Path) -> None:
+    db = Database(
+        f"sqlite:///{tmp_path / 'own.db'}",
+        engine_options={
+            "sqlite_pragmas": {"journal_mode": "delete", "synchronous": None, "cache_size": -4000},
+            "sqlite_begin": "deferred",
+            "connect_args": {"timeout": 1.5},
+        },
+    )
+    sent = statements(db)
+    assert pragmas(db, "journal_mode", "synchronous", "cache_size", "busy_timeout") == [
+        "delete",
+        "2",  # SQLite's own default (FULL): the NORMAL default was dropped
+        "-4000",
+        "1500",
+    ]
+    models = define_models(db)
+    db.create_all()
+    sent.clear()
+    models.Customer.create(name="a")
+    assert sent[0] == "BEGIN"  # deferred, as asked
+    db.disconnect()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sqlite_pragmas": "wal"},
+        {"sqlite_pragmas": {"journal_mode": "wal; DROP TABLE x"}},
+        {"sqlite_begin": "exclusive"},
+    ],
+)
+def test_bad_sqlite_settings_are_a_configuration_error(
+    tmp_path: Path, options: dict[str, object]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        Database(f"sqlite:///{tmp_path / 'bad.db'}", engine_options=options)
+
+
+def statements(db: Database) -> list[str]:
+    """Every statement the sync engine sends from now on (the list fills as they run)."""
+    sent: list[str] = []
+
+    @event.listens_for(db._engines.sync_engine(), "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split()[0] if statement.startswith("SELECT") else statement)
+
+    return sent
+
+
+def test_sqlite_writers_take_the_lock_at_begin_and_lone_reads_send_no_begin(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'begin.db'}")
+    models = define_models(db)
+    db.create_all()
+    sent = statements(db)
+    customer = models.Customer.create(name="a")
+    assert sent[0] == "BEGIN IMMEDIATE"
+    sent.clear()
+    models.Customer.get(customer.id)
+    models.Customer.count()
+    models.Customer.where(models.Customer.name == "a").all()
+    models.Customer.first()
+    assert sent == ["SELECT"] * 4  # one statement each, no BEGIN, nothing left open
+    sent.clear()
+    models.Customer.related("orders").all()  # two statements: one snapshot
+    assert sent == ["BEGIN", "SELECT", "SELECT"]
+    sent.clear()
+    with db.transaction():
+        models.Customer.count()
+    assert sent[0] == "BEGIN IMMEDIATE"  # a transaction block may write
+    db.disconnect()
+
+
+def test_a_lone_read_is_not_blocked_by_a_writer_holding_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}", engine_options={"connect_args": {"timeout": 0.1}})
+    models = define_models(db)
+    db.create_all()
+    models.Customer.create(name="a")
+    with sqlite_write_lock(path):
+        assert models.Customer.count() == 1  # WAL: reads go on beside the writer
+        with pytest.raises(DatabaseBusyError):
+            models.Customer.create(name="b")
+    db.disconnect()

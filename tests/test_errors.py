@@ -129,7 +129,7 @@ def test_unique_violation_names_the_constraint_on_postgresql(shop: Shop) -> None
     with pytest.raises(IntegrityError) as info:
         shop.Owner.create(email="a@x.io")
     if shop.db.dialect == "postgresql":
-        assert info.value.constraint == "owners_email_key"
+        assert info.value.constraint == "uq_owners_email"  # the naming convention
     assert "owners" in str(info.value)
 
 

@@ -25,6 +25,7 @@ import duo_orm
 from duo_orm import exceptions
 from duo_orm.exceptions import (
     ConfigurationError,
+    DatabaseBusyError,
     DatabaseError,
     DatabaseUnavailableError,
     DuoOrmError,
@@ -41,7 +42,7 @@ from .conftest import count_rows
 from .models import Models
 
 # API.md, "Database" and "Models": what `from duo_orm import ...` must offer.
-API_CORE = ["Database", "Model", "Query", "Page", "ValidationError"]
+API_CORE = ["Database", "Model", "NAMING_CONVENTION", "Query", "Page", "ValidationError"]
 API_SQLALCHEMY = {  # re-exported as-is from SQLAlchemy
     "Mapped": sa_orm.Mapped,
     "mapped_column": sa_orm.mapped_column,
@@ -85,6 +86,7 @@ API_EXCEPTIONS = [
     "DatabaseError",
     "TransactionConflictError",
     "DatabaseUnavailableError",
+    "DatabaseBusyError",
 ]
 
 
@@ -157,6 +159,10 @@ def test_exceptions_all_resolves_and_has_the_integrity_kind() -> None:
         (DatabaseError, [DuoOrmError]),
         (TransactionConflictError, [DatabaseError, DuoOrmError]),
         (DatabaseUnavailableError, [DatabaseError, DuoOrmError]),
+        (
+            DatabaseBusyError,
+            [TransactionConflictError, DatabaseUnavailableError, DatabaseError, DuoOrmError],
+        ),
     ],
 )
 def test_hierarchy(error: type[Exception], ancestors: list[type[Exception]]) -> None:
@@ -175,6 +181,7 @@ def test_http_mapped_classes_never_overlap() -> None:
         DatabaseError,
         TransactionConflictError,
         DatabaseUnavailableError,
+        DatabaseBusyError,
     ):
         assert not any(issubclass(unmapped, cls) for cls in mapped), unmapped  # 500
 
@@ -201,6 +208,7 @@ def test_only_conflicts_and_unavailability_are_retryable() -> None:
     assert TransactionConflictError.retryable is True
     assert TransactionConflictError("lost a race").retryable is True
     assert DatabaseUnavailableError("server is down").retryable is True
+    assert DatabaseBusyError("database is locked").retryable is True
     for other in (DatabaseError, IntegrityError, DuoOrmError):
         assert getattr(other("x"), "retryable", False) is False
 

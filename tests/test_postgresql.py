@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from duo_orm import (
     JSON,
@@ -17,6 +17,7 @@ from duo_orm import (
     PG_JSONB,
     PG_UUID,
     Database,
+    DatabaseBusyError,
     DatabaseError,
     Integer,
     Mapped,
@@ -157,3 +158,41 @@ async def test_postgresql_types_round_trip_async(astore: Store) -> None:
     loaded = await astore.Document.get_one(doc.id)
     assert loaded.body == {"a": {"b": False}} and loaded.tags == ["new"]
     assert loaded.scores is None and loaded.meta is None
+
+
+def test_a_lock_wait_that_times_out_is_a_retryable_busy_error(url: str) -> None:
+    db = Database(url, engine_options={"connect_args": {"options": "-c lock_timeout=100"}})
+    with tables(db, define_store) as models:
+        models.Account.create(id=1, balance=10)
+        with db.sync_standalone_session() as holder:  # another connection locks the row
+            holder.execute(text("SELECT * FROM accounts WHERE id = 1 FOR UPDATE"))
+            with pytest.raises(DatabaseBusyError) as info:
+                models.Account.get_one(1).update(balance=11)
+            holder.rollback()
+        assert info.value.retryable is True
+        models.Account.get_one(1).update(balance=11)  # the retry succeeds
+        assert models.Account.get_one(1).balance == 11
+
+
+def test_a_lone_read_runs_in_autocommit_and_writes_in_a_transaction(store: Store) -> None:
+    """One round trip for a read: psycopg sends no BEGIN, so no transaction is left
+    open after the statement; a write's statements run inside one."""
+    from psycopg.pq import TransactionStatus  # the sync side is psycopg for every URL
+
+    seen: list[tuple[str, bool]] = []
+
+    @event.listens_for(store.db._engines.sync_engine(), "after_cursor_execute")
+    def record(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        status = conn.connection.dbapi_connection.info.transaction_status
+        seen.append((statement.split()[0], status == TransactionStatus.INTRANS))
+
+    account = store.Account.create(id=1, balance=10)
+    assert seen == [("INSERT", True)]
+    seen.clear()
+    store.Account.get(1)
+    store.Account.where(store.Account.balance > 0).all()
+    store.Account.count()
+    assert seen == [("SELECT", False)] * 3
+    seen.clear()
+    account.update(balance=11)
+    assert seen == [("UPDATE", True)]

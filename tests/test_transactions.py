@@ -217,7 +217,7 @@ def test_commit_failure_raises_and_writes_nothing(m: Models) -> None:
 
 
 def test_transaction_that_touches_nothing_takes_no_connection(m: Models) -> None:
-    engine = m.db._engines.sync_engine()
+    engine = m.db.sync_engine
     with m.db.transaction():
         assert engine.pool.checkedout() == 0
     assert engine.pool.checkedout() == 0

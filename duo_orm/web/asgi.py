@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .errors import ErrorInfo, log_client_gone
-from .unit_of_work import SCOPE_KEY, RequestState, RouteCheck, defer_unit
+from .unit_of_work import SAFE_METHODS, SCOPE_KEY, RequestState, RouteCheck, defer_unit
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -78,6 +78,8 @@ class UnitOfWorkMiddleware:
         path = scope.get("path", "") if self.exclude_paths or self.read_only_paths else ""
         if self.read_only_paths:
             state.read_only = _matches(path, self.read_only_paths)
+        if state.read_only or scope.get("method") in SAFE_METHODS:
+            state.access = "read"  # SQLite: no write lock taken at BEGIN
         scope[SCOPE_KEY] = state
         if not (self.exclude_paths and _matches(path, self.exclude_paths)):
             if self.route_opted_out is not None:

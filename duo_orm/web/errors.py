@@ -2,7 +2,8 @@
 
 The mapping is the one DESIGN.md fixes: ValidationError 422, ObjectNotFoundError
 404, InvalidQueryError 400, IntegrityError and TransactionConflictError 409,
-DatabaseUnavailableError 503 with ``Retry-After``, anything else 500. Messages
+DatabaseUnavailableError (DatabaseBusyError among them) 503 with ``Retry-After``,
+anything else 500. Messages
 shown to clients never contain SQL, driver text or tracebacks: 409s say what
 kind of conflict happened and name the constraint, 503s say to retry, 500s say
 nothing beyond the status. A client error's body never exceeds
@@ -29,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from ..errors import translate
 from ..exceptions import (
+    DatabaseBusyError,
     DatabaseUnavailableError,
     DuoOrmError,
     IntegrityError,
@@ -101,6 +103,8 @@ def classify(exc: BaseException) -> ErrorInfo | None:
         return ErrorInfo(400, str(exc))
     if isinstance(exc, IntegrityError):
         return ErrorInfo(409, _CONFLICTS[exc.kind], constraint=exc.constraint)
+    if isinstance(exc, DatabaseBusyError):  # also a conflict, but the answer is "later"
+        return busy()
     if isinstance(exc, TransactionConflictError):
         return ErrorInfo(
             409, "The request conflicted with a concurrent change; retry it.", retryable=True
@@ -114,7 +118,7 @@ def describe_handled(exc: BaseException) -> ErrorInfo:
     """What an adapter's exception handler answers; a 500's real cause goes to the log only."""
     info = classify(exc) or internal_error()
     if info.status == 503:
-        log_server_error("Database unavailable, answered 503", exc)
+        log_server_error("Database unavailable or busy, answered 503", exc)
     elif info.status >= 500:
         log_server_error("Unhandled database error", exc)
     else:
@@ -169,6 +173,16 @@ def unavailable() -> ErrorInfo:
     return ErrorInfo(
         503,
         "The database is unavailable right now; retry the request shortly.",
+        retryable=True,
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
+def busy() -> ErrorInfo:
+    """503: a lock or a pooled connection was waited for in vain; retrying later helps."""
+    return ErrorInfo(
+        503,
+        "The database is busy right now; retry the request shortly.",
         retryable=True,
         retry_after=RETRY_AFTER_SECONDS,
     )

@@ -25,6 +25,7 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import dispatch
+from ..engines import Access
 from ..exceptions import ConfigurationError
 from ..frame import DeferredFrame, Frame
 from ..transaction import TransactionBlock
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
     from ..database import Database
 
 SCOPE_KEY = "duo_orm"
+
+# Requests expected to only read: their transaction begins without taking a write
+# lock (SQLite's deferred BEGIN), so they run beside each other and beside a writer.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 logger = logging.getLogger("duo_orm.web")
 
@@ -60,6 +65,7 @@ class RequestState:
     units: list[Unit] = field(default_factory=list)
     deferred: dict[Database, DeferredFrame] = field(default_factory=dict)
     read_only: bool = False
+    access: Access = "write"  # how the request's transactions begin (engines.Access)
     finished: bool = False
     client_gone: bool = False
     # the ASGI scope, for the adapter's per-route opt-out check; dropped at close()
@@ -235,7 +241,7 @@ class _FrameOpener:
         if self.state.opted_out():
             return None  # statement mode for this route
         if dispatch.event_loop_running():
-            session = self.db._new_async_session()
+            session = self.db._new_async_session(self.state.access)
         else:  # first used from a worker thread (a sync handler)
             session = asyncio.run_coroutine_threadsafe(self._new_session(), self.loop).result()
         frame = Frame(session, loop=self.loop)
@@ -243,7 +249,7 @@ class _FrameOpener:
         return frame
 
     async def _new_session(self) -> AsyncSession:  # the async engine belongs to the loop
-        return self.db._new_async_session()
+        return self.db._new_async_session(self.state.access)
 
 
 _gates: weakref.WeakKeyDictionary[Database, tuple[asyncio.AbstractEventLoop, anyio.Semaphore]]

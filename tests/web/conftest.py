@@ -32,7 +32,7 @@ class Served:
     framework: str
 
     def pool(self) -> Any:
-        return self.shop.db._engines.async_engine().sync_engine.pool
+        return self.shop.db.async_engine.sync_engine.pool
 
     def names(self) -> list[str]:
         from sqlalchemy import select

@@ -37,7 +37,7 @@ class Client:
             return sorted(session.scalars(select(self.shop.Item.name)))
 
     def checked_out(self) -> int:
-        pool = self.shop.db._engines.async_engine().sync_engine.pool
+        pool = self.shop.db.async_engine.sync_engine.pool
         return int(getattr(pool, "checkedout", lambda: 0)())
 
 
