@@ -4,13 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # which example `make demo` and `make serve` use: fastapi, starlette or litestar
 FRAMEWORK ?= fastapi
+# the extras the test suite exercises; the tools come from pyproject.toml's [dependency-groups]
+EXTRAS := fastapi,starlette,litestar,postgresql
 
-.PHONY: setup demo serve test bench fuzz postgres lint types docs clean
+.PHONY: setup demo serve test floors bench fuzz postgres lint types docs clean
 
+# pip >= 25.1 is the first to install dependency groups (--group)
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" --group dev
 	touch $@
 
 setup: $(BIN)/.installed
@@ -32,8 +35,12 @@ types: setup
 postgres:  ## install the PostgreSQL server binaries the tests start (if missing)
 	tests/ensure_postgres.sh
 
-test: lint types docs postgres  ## lint, types, the docs site, then the whole suite (and the docs' examples) on SQLite and PostgreSQL
+test: lint types docs postgres  ## lint, types, the docs site, the whole suite (and the docs' examples) on SQLite and PostgreSQL, then floors
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory floors
+
+floors: setup postgres  ## the suite on SQLite with the lowest versions pyproject.toml allows (tox -e floors)
+	$(BIN)/tox -e floors
 
 $(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet --group docs
@@ -43,7 +50,7 @@ docs: setup $(BIN)/.docs-installed  ## build the documentation site into site/; 
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" --group dev --group bench
 	touch $@
 
 # extra options for benchmarks.run, e.g. BENCH_ARGS="--only e2e" or "--duo-orm-path ../before"
@@ -57,4 +64,4 @@ fuzz: setup postgres  ## schemathesis against the three example apps under uvico
 	$(BIN)/python -m tests.fuzz_examples
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache site

@@ -97,7 +97,7 @@ def uvicorn_process(
 
 
 def server_flavour() -> list[str]:
-    """httptools and uvloop when installed (the ``bench`` extra), as most deployments run."""
+    """httptools and uvloop when installed (``--group bench``), as most deployments run."""
     flags = []
     if importlib.util.find_spec("httptools") is not None:
         flags += ["--http", "httptools"]
@@ -217,7 +217,7 @@ async def drive(
     limit = None if seconds is None else seconds + 60
     try:
         await asyncio.wait_for(workers, limit)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         load.failures.append("round cancelled")
     load.wall = time.perf_counter() - started
     return load

@@ -8,7 +8,7 @@ their docs write it); Tortoise opens its own connections with its own defaults, 
 SQLite to a file of its own (``core.own_database``: Tortoise switches a file to WAL).
 Nothing here creates or drops tables: ``core`` makes the one table everyone maps.
 
-A peer that does not import (``pip install -e '.[bench]'``) is left out of the run. A
+A peer that does not import (``pip install --group bench``) is left out of the run. A
 scenario a peer has no way to do is left out for that peer rather than approximated;
 docs/performance.md lists those and where a peer's call does more or less work.
 """

@@ -305,7 +305,7 @@ def core_tables(
     kinds: list[str], quick: bool, rounds: int, other: str | None, with_peers: bool = True
 ) -> tuple[list[tuple[str, str, list[str], int]], list[Result]]:
     if with_peers and (left_out := peers.missing()):
-        print(f"(peers not installed, left out: {', '.join(left_out)}; pip install -e '.[bench]')")
+        print(f"(peers not installed, left out: {', '.join(left_out)}; pip install --group bench)")
     header = core_header(other)
     print(f"\n{header}", flush=True)
     results: list[Result] = []

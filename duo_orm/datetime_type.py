@@ -37,7 +37,7 @@ class DateTime(sa_types.TypeDecorator[dt.datetime]):
             and value.tzinfo is not None
             and dialect.name in NAIVE_DIALECTS
         ):
-            return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
@@ -47,5 +47,5 @@ class DateTime(sa_types.TypeDecorator[dt.datetime]):
             and value.tzinfo is None
             and dialect.name in NAIVE_DIALECTS
         ):
-            return value.replace(tzinfo=dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
         return value

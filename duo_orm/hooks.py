@@ -20,7 +20,7 @@ from .exceptions import ValidationError
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def before_insert(instance: Any) -> None:

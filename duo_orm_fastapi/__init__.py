@@ -7,12 +7,14 @@ DuoORM(app, db)                      # middleware, lifespan, error handlers, Ope
 ```
 """
 
+from duo_orm.web.extras import framework_extra
 from duo_orm.web.openapi import documents_errors
 from duo_orm.web.routes import statement_mode
 
-from .dependencies import unit_of_work, unit_of_work_for
-from .errors import error_responses, install_error_handlers
-from .integration import DuoORM, duo_lifespan
+with framework_extra("fastapi", "fastapi", "starlette"):  # FastAPI brings Starlette
+    from .dependencies import unit_of_work, unit_of_work_for
+    from .errors import error_responses, install_error_handlers
+    from .integration import DuoORM, duo_lifespan
 
 __all__ = [
     "DuoORM",

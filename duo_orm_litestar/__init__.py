@@ -5,9 +5,11 @@ app = Litestar(route_handlers=[UserController], plugins=[DuoORMPlugin(db)])
 ```
 """
 
+from duo_orm.web.extras import framework_extra
 from duo_orm.web.openapi import documents_errors
 from duo_orm.web.routes import statement_mode
 
-from .plugin import DuoORMPlugin, provide_db_session
+with framework_extra("litestar"):
+    from .plugin import DuoORMPlugin, provide_db_session
 
 __all__ = ["DuoORMPlugin", "documents_errors", "provide_db_session", "statement_mode"]

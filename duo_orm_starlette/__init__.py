@@ -13,11 +13,13 @@ async def create_user(request: Request) -> Response:
 ```
 """
 
+from duo_orm.web.extras import framework_extra
 from duo_orm.web.routes import statement_mode
 
-from .body import json_body
-from .errors import duo_exception_handlers
-from .middleware import DuoORMMiddleware, duo_lifespan
+with framework_extra("starlette"):
+    from .body import json_body
+    from .errors import duo_exception_handlers
+    from .middleware import DuoORMMiddleware, duo_lifespan
 
 __all__ = [
     "DuoORMMiddleware",

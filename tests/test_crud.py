@@ -155,7 +155,7 @@ def test_payload_of_wrong_kind_is_a_type_error(m: Models) -> None:
 
 
 def test_timestamps_are_set_on_create_and_update(m: Models) -> None:
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     created = m.User.create(user(1))
     assert created.created_at.tzinfo is not None
     assert created.created_at >= before
@@ -167,7 +167,7 @@ def test_timestamps_are_set_on_create_and_update(m: Models) -> None:
 
 
 def test_explicit_created_at_is_kept(m: Models) -> None:
-    when = dt.datetime(2020, 1, 2, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2020, 1, 2, tzinfo=dt.UTC)
     created = m.User.create(user(1, created_at=when))
     assert created.created_at == when
 
@@ -266,7 +266,7 @@ def test_create_bulk_names_the_first_bad_row(m: Models) -> None:
     assert count_rows(m, "users") == 0
 
 
-WHEN = dt.datetime(2020, 1, 2, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2020, 1, 2, tzinfo=dt.UTC)
 
 
 def shaped(n: int) -> dict[str, object]:
@@ -327,7 +327,7 @@ SAMPLE = {
     "amount": decimal.Decimal("1.50"),
     "flag": True,
     "label": "abc",
-    "at": dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
+    "at": dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
     "data": {"k": [1]},
 }
 
