@@ -10,7 +10,6 @@ enforcement off until a final check.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from alembic import context
@@ -22,17 +21,9 @@ if TYPE_CHECKING:
 
 URL_OPTION = "sqlalchemy.url"  # set by `duo-orm --url`; otherwise the Database's own URL
 
-# Alembic's opt-in comparison of CHECK constraints by name (1.19.2+; on 1.19.0-1.19.1 it
-# is on by default). It is only safe when every check is named, as a convention does.
+# Alembic's opt-in comparison of CHECK constraints by name (1.19.2, the floor). It is
+# only safe when every check is named, as a convention does.
 CHECKS_BY_NAME = "alembic.ext.checkconstraint_byname"
-
-
-def has_checks_by_name() -> bool:
-    """Whether the installed Alembic can compare CHECK constraints by name."""
-    try:
-        return find_spec(CHECKS_BY_NAME) is not None
-    except ModuleNotFoundError:  # no alembic.ext package at all (before 1.19.2)
-        return False
 
 
 def run_migrations(db: Database) -> None:
@@ -45,7 +36,7 @@ def run_migrations(db: Database) -> None:
         "render_as_batch": target.dialect == "sqlite",
         "compare_type": True,
     }
-    if "ck" in db.metadata.naming_convention and has_checks_by_name():
+    if "ck" in db.metadata.naming_convention:
         options["autogenerate_plugins"] = ["alembic.autogenerate.*", CHECKS_BY_NAME]
     if context.is_offline_mode():
         context.configure(url=target.sync_url, literal_binds=True, **options)

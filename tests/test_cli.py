@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import inspect
 
 from duo_orm import Database
-from duo_orm.migrations import has_checks_by_name
 
 pytestmark = pytest.mark.persistent
 
@@ -268,10 +267,6 @@ class User(db.Model):
 """
 
 
-@pytest.mark.skipif(
-    not has_checks_by_name(),
-    reason="Alembic compares CHECK constraints by name from 1.19.2 on",
-)
 def test_removed_and_added_check_constraints_are_migrated(tmp_path: Path, url: str) -> None:
     project = project_with(tmp_path, url, CHECKED)
     ok(run(project, url, "migration", "create", "add users"))
