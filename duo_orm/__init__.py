@@ -1,5 +1,17 @@
 """duo-orm: SQLAlchemy 2 models that are their own query interface, in sync and async code."""
 
+# -- names duo-orm 0.1 exported, kept for code moving over (docs/upstream.md) --
+from sqlalchemy import (
+    ARRAY,
+    UUID,
+    CheckConstraint,
+    Identity,
+    Index,
+    Table,
+    UniqueConstraint,
+    event,
+)
+
 from .database import Database
 from .exceptions import (
     ConfigurationError,
@@ -99,4 +111,13 @@ __all__ = [
     "relationship",
     "select",
     "text",
+    # duo-orm 0.1's names
+    "ARRAY",
+    "CheckConstraint",
+    "Identity",
+    "Index",
+    "Table",
+    "UUID",
+    "UniqueConstraint",
+    "event",
 ]

@@ -11,7 +11,7 @@ import datetime as dt
 import decimal
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,7 +227,7 @@ def _build_specs(model: type) -> dict[str, ColumnSpec]:
             or column.computed is not None
             or column.identity is not None,
             is_foreign_key=bool(column.foreign_keys),
-            set_on=_parse_set_on(model, prop.key, column.info.get("set_on")),
+            set_on=stamp_events(model, prop.key, column.info),
             scalar_default=column.default.arg
             if column.default is not None and getattr(column.default, "is_scalar", False)
             else NO_DEFAULT,
@@ -247,6 +247,27 @@ def _accepted_types(column_type: Any) -> tuple[type, ...] | None:
     except NotImplementedError:
         return None
     return _ACCEPTED.get(python_type)
+
+
+# duo-orm 0.1's (and Django's) spellings of ``set_on``: ``auto_now_add`` stamps on
+# INSERT, ``auto_now`` on INSERT and UPDATE. ``set_on`` is the preferred one.
+_STAMP_FLAGS = {"auto_now_add": frozenset({"create"}), "auto_now": SET_ON_EVENTS}
+
+
+def stamp_events(model: type, key: str, info: Mapping[str, Any]) -> frozenset[str]:
+    """When a column is set to the current time, from its ``info``: "create", "update"."""
+    events = _parse_set_on(model, key, info.get("set_on"))
+    for flag, flagged in _STAMP_FLAGS.items():
+        raw = info.get(flag)
+        if raw is None:
+            continue
+        if not isinstance(raw, bool):
+            raise ConfigurationError(
+                f"{model.__name__}.{key}: info[{flag!r}] must be True or False, got {raw!r}"
+            )
+        if raw:
+            events |= flagged
+    return events
 
 
 def _parse_set_on(model: type, key: str, raw: Any) -> frozenset[str]:

@@ -29,7 +29,7 @@ from .model import Model
 from .naming import NAMING_CONVENTION
 from .session import DuoSession
 from .transaction import TransactionBlock
-from .urls import derive_urls
+from .urls import check_dialect, derive_urls
 
 
 class Database:
@@ -52,9 +52,19 @@ class Database:
         engine_options: dict[str, Any] | None = None,
         session_options: dict[str, Any] | None = None,
         naming_convention: Mapping[str, Any] | None = NAMING_CONVENTION,
+        engine_kwargs: dict[str, Any] | None = None,
+        dialect: str | None = None,
     ) -> None:
         self.derive_async = derive_async
+        if engine_kwargs is not None:  # duo-orm 0.1's name; engine_options is preferred
+            if engine_options is not None:
+                raise ConfigurationError(
+                    "Give engine_options or engine_kwargs (0.1's name for it), not both."
+                )
+            engine_options = engine_kwargs
         self._use_url(url, echo=echo, engine_options=engine_options)
+        if dialect is not None:
+            check_dialect(dialect, self.dialect)
         self._session_options: dict[str, Any] = {"expire_on_commit": False}
         self._session_options.update(session_options or {})
         self._sync_factory: sessionmaker[Session] | None = None
@@ -413,6 +423,7 @@ def _model_base(db: Database, naming_convention: Mapping[str, Any] | None) -> ty
     base = type(
         "Model",
         (Model, DeclarativeBase),
-        {"__module__": __name__, "metadata": metadata, "__duo_database__": db},
+        # _db: duo-orm 0.1's name for the model's Database (``Order._db.transaction()``)
+        {"__module__": __name__, "metadata": metadata, "__duo_database__": db, "_db": db},
     )
     return cast(type[Model], base)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from . import dispatch
 from ._shown import shown
 from .bulk import all_or_nothing
-from .columns import ColumnSpec, _parse_set_on, column_specs, stamped_keys
+from .columns import ColumnSpec, column_specs, stamp_events, stamped_keys
 from .exceptions import (
     InvalidQueryError,
     ObjectNotFoundError,
@@ -29,7 +29,14 @@ from .exceptions import (
     ValidationError,
 )
 from .hooks import utc_now
-from .payload import Payload, bulk_rows, check_known_fields, columns_of, payload_values
+from .payload import (
+    Payload,
+    bulk_rows,
+    check_guarded_declaration,
+    check_known_fields,
+    columns_of,
+    payload_values,
+)
 from .query import JoinKind, Query
 
 if TYPE_CHECKING:
@@ -49,7 +56,8 @@ class Model:
         table = cls.__dict__.get("__table__")
         if table is not None:  # fail at class definition, not at the first write
             for column in table.columns:
-                _parse_set_on(cls, column.key, column.info.get("set_on"))
+                stamp_events(cls, column.key, column.info)
+            check_guarded_declaration(cls)
 
     # -- hooks ------------------------------------------------------------
 
@@ -72,21 +80,36 @@ class Model:
         return cls(**payload_values(cls, payload, fields, partial=False))
 
     @classmethod
-    def create(cls: type[M], payload: Payload = None, /, **fields: Any) -> Any:
-        """INSERT one row (after timestamps, column checks and ``validate()``); returns it."""
+    def create(cls: type[M], payload: Payload | M = None, /, **fields: Any) -> Any:
+        """INSERT one row (after timestamps, column checks and ``validate()``); returns it.
+
+        ``payload`` may also be a new instance of this model, which is inserted
+        as it is (its attributes are the code's own, so nothing is guarded).
+        """
+        instance: M | None = None
+        data: Payload = None
+        if isinstance(payload, Model):
+            instance = _new_instance(cls, payload)
+            check_known_fields(cls, fields)
+            for key, value in fields.items():
+                setattr(instance, key, value)
+        else:
+            data = payload
 
         def op(session: Session) -> M:
-            instance = cls(**payload_values(cls, payload, fields, partial=False))
-            session.add(instance)
-            _flush(session, instance)
-            return instance
+            new = instance
+            if new is None:
+                new = cls(**payload_values(cls, data, fields, partial=False))
+            _attach(session, new)
+            _flush(session, new)
+            return new
 
         return dispatch.run(cls.__duo_database__, op)
 
     @classmethod
     def create_bulk(
         cls: type[M],
-        payloads: Iterable[Payload],
+        payloads: Iterable[Payload | M],
         *,
         return_models: bool = False,
         with_hooks: bool = False,
@@ -96,20 +119,34 @@ class Model:
 
         Without hooks the rows go in as executemany batches (timestamps are still
         set and column types checked); ``with_hooks=True`` builds instances so
-        ``validate()`` runs for each row.
+        ``validate()`` runs for each row. New instances of the model may stand
+        among the payloads: then every row goes in as with ``with_hooks=True``,
+        and the given instances are the ones returned, with their keys.
         """
         if batch_size < 1:
             raise InvalidQueryError(f"batch_size must be at least 1, got {batch_size}")
-        rows, columns = bulk_rows(cls, payloads)
+        items = list(payloads)
+        instances: list[M] | None = None
+        rows: list[dict[str, Any]] = []
+        columns: dict[str, list[Any]] | None = None
+        if any(issubclass(kind, Model) for kind in set(map(type, items))):
+            instances = [
+                _new_instance(cls, item)
+                if isinstance(item, Model)
+                else cls(**payload_values(cls, item, {}, partial=False))
+                for item in items
+            ]
+        else:
+            rows, columns = bulk_rows(cls, cast("list[Payload]", items))
 
         def op(session: Session) -> int | list[M]:
             with all_or_nothing(session):  # a failure undoes every batch
-                if with_hooks:
-                    instances = [cls(**row) for row in rows]
-                    for batch in _chunks(instances, batch_size):
+                if with_hooks or instances is not None:
+                    built = instances if instances is not None else [cls(**row) for row in rows]
+                    for batch in _chunks(built, batch_size):
                         session.add_all(batch)
                         session.flush()
-                    return instances if return_models else len(instances)
+                    return built if return_models else len(built)
                 _prepare_bulk_rows(cls, rows, columns)
                 if return_models:
                     created: list[M] = []
@@ -309,6 +346,11 @@ class Model:
 
     def to_schema(self, schema: type[S]) -> S:
         """This instance as a pydantic model (which needs ``from_attributes=True``)."""
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise TypeError(
+                f"to_schema() needs a pydantic model class (a pydantic.BaseModel subclass), "
+                f"got {schema!r}"
+            )
         if not schema.model_config.get("from_attributes"):
             raise ValidationError(
                 f"{schema.__name__} cannot be built from a model instance: give it "
@@ -379,6 +421,21 @@ def _flush(session: Session, instance: Model) -> None:
         if instance in session and (state.pending or dispatch.is_statement_session(session)):
             session.expunge(instance)
         raise
+
+
+def _new_instance(model: type[M], item: Model) -> M:
+    """``item`` as a row to INSERT: a new instance of ``model``."""
+    if not isinstance(item, model):
+        raise TypeError(
+            f"{model.__name__}.create() takes a payload or a {model.__name__} instance, "
+            f"not a {type(item).__name__} instance"
+        )
+    if inspect(item).key is not None:
+        raise UnsupportedOperationError(
+            f"This {model.__name__} is already stored ({_describe(model, _pk_of(item))}); "
+            f"create() inserts new rows: call save() or update() on it instead."
+        )
+    return item
 
 
 def _attach(session: Session, instance: Model) -> None:

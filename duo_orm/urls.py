@@ -149,6 +149,20 @@ def derive_urls(raw: str | URL) -> DerivedURLs:
     return DerivedURLs(dialect, sync_url, async_url, is_memory)
 
 
+def check_dialect(expected: str, actual: str) -> None:
+    """``Database(url, dialect=...)``: refuse a URL of another database than the one declared."""
+    name = ALIASES.get(expected.lower(), expected.lower())
+    if name not in DIALECTS:
+        raise ConfigurationError(
+            f"Unknown dialect {expected!r}. Supported dialects: {supported_schemes()}."
+        )
+    same = {name, actual} <= {"mysql", "mariadb"} or name == actual  # MariaDB speaks MySQL
+    if not same:
+        raise ConfigurationError(
+            f"The database URL is for {actual}, but dialect={expected!r} was declared."
+        )
+
+
 def _known_drivers(drivers: DialectDrivers) -> set[str]:
     return {drivers.sync, drivers.async_, *drivers.sync_only, *drivers.async_only}
 

@@ -294,9 +294,9 @@ def test_hooked_update_refuses_to_set_the_primary_key(m: Models) -> None:
     m.User.create_bulk(users(6))
     before = ids_by_email(m)
     with pytest.raises(InvalidQueryError, match="cannot set id: it is part of User's primary key"):
-        m.User.where(m.User.id > 0).update_bulk({"id": m.User.id + 100}, with_hooks=True)
+        m.User.where(m.User.id > 0).update_bulk(id=m.User.id + 100, with_hooks=True)
     with pytest.raises(InvalidQueryError, match="skipped or visited twice"):
-        m.User.where(m.User.id == 1).update_bulk({"age": 1, "id": 500}, with_hooks=True)
+        m.User.where(m.User.id == 1).update_bulk({"age": 1}, id=500, with_hooks=True)
     assert ids_by_email(m) == before
     assert ages_and_names(m)["u0@x.io"] == (0, "user 0")
 
@@ -306,7 +306,7 @@ def test_update_without_hooks_moves_primary_keys_in_one_statement(m: Models) -> 
     before = ids_by_email(m)
     engine = m.db.sync_engine
     with counting_writes(m.db, engine) as writes:
-        n = m.User.where(m.User.id > 2).update_bulk({"id": m.User.id + 100}, batch_size=2)
+        n = m.User.where(m.User.id > 2).update_bulk(id=m.User.id + 100, batch_size=2)
     assert n == 4 and len(writes) == 1
     assert ids_by_email(m) == {e: i + 100 if i > 2 else i for e, i in before.items()}
 
@@ -316,7 +316,7 @@ def test_key_change_inside_a_transaction_moves_loaded_instances(m: Models) -> No
     with m.db.transaction():
         first, second, third = m.User.order_by("id").limit(3).all()  # ids 1-3; 4-6 not loaded
         n = m.User.where(m.User.id.in_([2, 3, 4])).update_bulk(
-            {"id": m.User.id + 1000, "name": m.User.name + "!"}
+            {"name": m.User.name + "!"}, id=m.User.id + 1000
         )
         assert n == 3
         assert m.User.get(2) is None and m.User.get(1002) is second  # one instance per row
@@ -335,14 +335,12 @@ async def test_composite_key_change_hooked_and_not_async(url: str) -> None:
     async with async_tables(db, define_stock) as Stock:
         await Stock.create_bulk({"warehouse": w, "sku": s, "qty": 1} for w in "ab" for s in "xy")
         with pytest.raises(InvalidQueryError, match="cannot set warehouse"):
-            await Stock.where(Stock.warehouse == "a").update_bulk(
-                {"warehouse": "z"}, with_hooks=True
-            )
+            await Stock.where(Stock.warehouse == "a").update_bulk(warehouse="z", with_hooks=True)
         async with db.transaction():
             moved = await Stock.get("a", "x")
             kept = await Stock.get("b", "x")
             n = await Stock.where(Stock.warehouse == "a").update_bulk(
-                {"warehouse": "z", "qty": Stock.qty + 1}
+                warehouse="z", qty=Stock.qty + 1
             )
             assert n == 2
             assert (moved.warehouse, moved.sku, moved.qty) == ("z", "x", 2)  # no reload needed

@@ -72,6 +72,15 @@ API_SQLALCHEMY = {  # re-exported as-is from SQLAlchemy
     "and_": sqlalchemy.and_,
     "or_": sqlalchemy.or_,
     "not_": sqlalchemy.not_,
+    # duo-orm 0.1's names (docs/upstream.md, "Top-level names")
+    "Table": sqlalchemy.Table,
+    "UniqueConstraint": sqlalchemy.UniqueConstraint,
+    "CheckConstraint": sqlalchemy.CheckConstraint,
+    "Index": sqlalchemy.Index,
+    "Identity": sqlalchemy.Identity,
+    "event": sqlalchemy.event,
+    "ARRAY": sqlalchemy.ARRAY,
+    "UUID": sqlalchemy.UUID,
 }
 # API.md, "Exceptions": the classes of duo_orm.exceptions (plus the three the code adds).
 API_EXCEPTIONS = [
