@@ -1,12 +1,14 @@
 """The ``duo-orm`` command: scaffold a project and run its Alembic migrations.
 
-    duo-orm init
+    duo-orm init [--dir src/app/db]
     duo-orm migration create "add users"
     duo-orm migration upgrade [REV] [--sql] | downgrade [REV] [--sql]
     duo-orm migration history | current | heads | check
     duo-orm migration stamp REV | merge -m "merge heads"
 
-The project is the ``db/`` package in the current directory (or ``--project``).
+The project is the ``db/`` package in the current directory (or ``--project``);
+pyproject.toml's ``[tool.duo-orm]`` can name another folder (``duo_orm_dir``, which
+``init --dir`` records) and Alembic's version table (``version_table``).
 The database URL is the one ``db/database.py`` builds (it reads DATABASE_URL),
 unless ``--url`` names another.
 """
@@ -21,15 +23,20 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from .exceptions import DuoOrmError
+from ._settings import Settings, check_directory, read_settings, remember_directory
+from .exceptions import ConfigurationError, DuoOrmError
 from .scaffold import init_project
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
     from .database import Database
+
+
+T = TypeVar("T")
+DIR_HELP = "the db package's folder (default: pyproject.toml's [tool.duo-orm] duo_orm_dir, or db)"
 
 
 class CommandFailed(Exception):
@@ -87,19 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create the db/ package and its Alembic environment. Existing files "
         "are kept and reported as skipped, so it is safe to run again.",
     )
+    init.add_argument("--dir", help=DIR_HELP + "; recorded in pyproject.toml")
     init.set_defaults(run=_init)
 
     migration = commands.add_parser(
         "migration", help="create and apply migrations (Alembic)", description="Migrations."
     )
     migration.add_argument("--url", help="database URL (default: the one db/database.py builds)")
+    migration.add_argument("--dir", help=DIR_HELP)
     steps = migration.add_subparsers(title="migration commands", metavar="COMMAND")
 
     def step(
         name: str, help_text: str, run: Callable[[argparse.Namespace], None]
     ) -> argparse.ArgumentParser:
         sub = steps.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--url", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+        for option in ("--url", "--dir"):  # also accepted after the command's name
+            sub.add_argument(option, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
         sub.set_defaults(run=run, uses_alembic=True)
         return sub
 
@@ -149,8 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _init(args: argparse.Namespace) -> None:
     root = args.project.resolve()
-    for path, created in init_project(root):
+    settings = _settings(root)
+    directory = _configured(lambda: check_directory(args.dir)) if args.dir else settings.directory
+    recorded = _configured(lambda: remember_directory(root, directory, settings))
+    for path, created in init_project(root, directory):
         print(f"{'created' if created else 'skipped (exists)'}  {path}")
+    if recorded:
+        print(f'recorded  pyproject.toml [tool.duo-orm] duo_orm_dir = "{directory}"')
 
 
 def _create(args: argparse.Namespace) -> None:
@@ -287,34 +302,53 @@ def _progress(stream: TextIO) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _load_project(root: Path) -> Database:
+def _settings(root: Path) -> Settings:
+    return _configured(lambda: read_settings(root))
+
+
+def _configured(read: Callable[[], T]) -> T:
+    """A project setting; a bad one is a usage error (exit 2) with its own message."""
+    try:
+        return read()
+    except ConfigurationError as exc:
+        raise CommandFailed(str(exc), 2) from None
+
+
+def _load_project(root: Path, directory: str) -> Database:
     from .database import Database
 
-    if not (root / "db" / "database.py").is_file():
-        raise CommandFailed(f"no db/ package in {root}; run `duo-orm init` there first", 2)
-    if not (root / "db" / "migrations" / "env.py").is_file():
-        raise CommandFailed(f"no db/migrations/env.py in {root}; run `duo-orm init`", 2)
+    package = directory.replace("/", ".")
+    if not (root / directory / "database.py").is_file():
+        raise CommandFailed(f"no {directory}/ package in {root}; run `duo-orm init` there first", 2)
+    if not (root / directory / "migrations" / "env.py").is_file():
+        raise CommandFailed(f"no {directory}/migrations/env.py in {root}; run `duo-orm init`", 2)
     sys.path.insert(0, str(root))
     try:
-        module = importlib.import_module("db.database")
-        importlib.import_module("db.models")
+        module = importlib.import_module(f"{package}.database")
+        importlib.import_module(f"{package}.models")
     except DuoOrmError as exc:
         raise CommandFailed(str(exc)) from None
     found = [value for value in vars(module).values() if isinstance(value, Database)]
     if len(found) != 1:
-        raise CommandFailed("db/database.py must define exactly one Database (named db)", 2)
+        raise CommandFailed(
+            f"{directory}/database.py must define exactly one Database (named db)", 2
+        )
     return found[0]
 
 
 def _alembic(args: argparse.Namespace) -> tuple[Config, Database]:
     from alembic.config import Config
 
-    from .migrations import URL_OPTION
+    from .migrations import URL_OPTION, VERSION_TABLE_OPTION
 
     root = args.project.resolve()
-    db = _load_project(root)
+    settings = _settings(root)
+    given = getattr(args, "dir", None)
+    directory = _configured(lambda: check_directory(given)) if given else settings.directory
+    db = _load_project(root, directory)
     config = Config()
-    config.set_main_option("script_location", str(root / "db" / "migrations"))
+    config.set_main_option("script_location", str(root / directory / "migrations"))
+    config.set_main_option(VERSION_TABLE_OPTION, settings.version_table)
     url = getattr(args, "url", None)
     if url:
         config.set_main_option(URL_OPTION, url.replace("%", "%%"))

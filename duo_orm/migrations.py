@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .database import Database
 
 URL_OPTION = "sqlalchemy.url"  # set by `duo-orm --url`; otherwise the Database's own URL
+# set by the CLI from pyproject.toml's [tool.duo-orm] version_table (default alembic_version)
+VERSION_TABLE_OPTION = "version_table"
 
 # Alembic's opt-in comparison of CHECK constraints by name (1.19.2, the floor). It is
 # only safe when every check is named, as a convention does.
@@ -36,6 +38,9 @@ def run_migrations(db: Database) -> None:
         "render_as_batch": target.dialect == "sqlite",
         "compare_type": True,
     }
+    version_table = config.get_main_option(VERSION_TABLE_OPTION)
+    if version_table:
+        options["version_table"] = version_table
     if "ck" in db.metadata.naming_convention:
         options["autogenerate_plugins"] = ["alembic.autogenerate.*", CHECKS_BY_NAME]
     if context.is_offline_mode():

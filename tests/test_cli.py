@@ -420,3 +420,54 @@ def test_sqlite_migration_that_breaks_references_is_rolled_back(tmp_path: Path) 
         assert connection.exec_driver_sql("SELECT count(*) FROM teams").scalar_one() == 1
     assert "(head)" not in ok(run(project, url, "migration", "current"))
     db.disconnect()
+
+
+# -- [tool.duo-orm] in pyproject.toml, init --dir (duo-orm 0.1's settings) -------------
+
+
+def test_init_dir_is_recorded_and_migrations_follow_the_settings(tmp_path: Path, url: str) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "app"')  # no final newline: still valid after
+    out = ok(run(project, url, "init", "--dir", "src/app/store"))
+    assert "created  src/app/store/database.py" in out
+    assert 'recorded  pyproject.toml [tool.duo-orm] duo_orm_dir = "src/app/store"' in out
+    assert pyproject.read_text().startswith('[project]\nname = "app"\n')
+    with pyproject.open("a") as settings:
+        settings.write('version_table = "app_schema"\n')  # the table init appended is last
+    package = project / "src" / "app" / "store"
+    (package / "models" / "user.py").write_text(USER_MODEL)
+    with (package / "models" / "__init__.py").open("a") as init:
+        init.write("\nfrom .user import User\n")
+
+    ok(run(project, url, "migration", "create", "add users"))  # no --dir: read from pyproject
+    assert len(list((package / "migrations" / "versions").glob("*.py"))) == 1
+    ok(run(project, url, "migration", "upgrade"))
+    assert set(table_names(url)) == {"users", "app_schema"}  # no alembic_version
+    assert "the database matches" in ok(
+        run(project, url, "migration", "check", "--dir", "src/app/store")
+    )
+    assert "skipped (exists)  src/app/store/database.py" in ok(run(project, url, "init"))
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "args", "message"),
+    [
+        ("", ["init", "--dir", "../elsewhere"], "cannot be imported as a Python package"),
+        ("", ["init", "--dir", "/abs/db"], "relative"),
+        ("[tool.duo-orm]\ndb_dir = 'x'\n", ["init"], "unknown key 'db_dir'"),
+        ("[tool.duo-orm]\nversion_table = 'a b'\n", ["migration", "history"], "version_table"),
+        ("[tool.duo-orm]\nduo_orm_dir = 'db'\n", ["init", "--dir", "store"], "set it to"),
+        ("[tool.duo-orm\n", ["init"], "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_usage_errors(
+    tmp_path: Path, pyproject: str, args: list[str], message: str
+) -> None:
+    if pyproject:
+        (tmp_path / "pyproject.toml").write_text(pyproject)
+    result = run(tmp_path, None, *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "store").exists()

@@ -107,7 +107,7 @@ async def test_serialization_failure_is_a_retryable_conflict_async(astore: Store
 
 
 def test_deadlock_is_a_retryable_conflict(store: Store) -> None:
-    store.Account.create_bulk([{"id": 1, "balance": 0}, {"id": 2, "balance": 0}])
+    store.Account.create_bulk([store.Account(id=1, balance=0), store.Account(id=2, balance=0)])
     both_locked = threading.Barrier(2, timeout=10)
     errors: list[BaseException] = []
 
