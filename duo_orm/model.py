@@ -427,8 +427,8 @@ def _new_instance(model: type[M], item: Model) -> M:
     """``item`` as a row to INSERT: a new instance of ``model``."""
     if not isinstance(item, model):
         raise TypeError(
-            f"{model.__name__}.create() takes a payload or a {model.__name__} instance, "
-            f"not a {type(item).__name__} instance"
+            f"{model.__name__} rows are created from payloads or {model.__name__} "
+            f"instances, not from a {type(item).__name__} instance"
         )
     if inspect(item).key is not None:
         raise UnsupportedOperationError(
