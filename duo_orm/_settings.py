@@ -32,11 +32,6 @@ class Settings:
     version_table: str = DEFAULT_VERSION_TABLE
     declared: bool = False  # whether pyproject.toml has a [tool.duo-orm] table
 
-    @property
-    def package(self) -> str:
-        """The folder as an importable package name: ``src/app/db`` -> ``src.app.db``."""
-        return self.directory.replace("/", ".")
-
 
 def read_settings(root: Path) -> Settings:
     table = _table(_load(root / "pyproject.toml"))

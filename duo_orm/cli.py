@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _init(args: argparse.Namespace) -> None:
     root = args.project.resolve()
     settings = _settings(root)
-    directory = _configured(lambda: check_directory(args.dir)) if args.dir else settings.directory
+    directory = _directory(args, settings)
     recorded = _configured(lambda: remember_directory(root, directory, settings))
     for path, created in init_project(root, directory):
         print(f"{'created' if created else 'skipped (exists)'}  {path}")
@@ -306,6 +306,12 @@ def _settings(root: Path) -> Settings:
     return _configured(lambda: read_settings(root))
 
 
+def _directory(args: argparse.Namespace, settings: Settings) -> str:
+    """The db folder: ``--dir`` when given, else pyproject.toml's (or ``db``)."""
+    given = getattr(args, "dir", None)
+    return _configured(lambda: check_directory(given)) if given else settings.directory
+
+
 def _configured(read: Callable[[], T]) -> T:
     """A project setting; a bad one is a usage error (exit 2) with its own message."""
     try:
@@ -343,8 +349,7 @@ def _alembic(args: argparse.Namespace) -> tuple[Config, Database]:
 
     root = args.project.resolve()
     settings = _settings(root)
-    given = getattr(args, "dir", None)
-    directory = _configured(lambda: check_directory(given)) if given else settings.directory
+    directory = _directory(args, settings)
     db = _load_project(root, directory)
     config = Config()
     config.set_main_option("script_location", str(root / directory / "migrations"))
