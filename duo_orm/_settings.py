@@ -79,8 +79,9 @@ def remember_directory(root: Path, directory: str, settings: Settings) -> bool:
         if settings.directory == directory:
             return False
         raise ConfigurationError(
-            f'pyproject.toml [{TABLE}] says duo_orm_dir = "{settings.directory}"; '
-            f'set it to "{directory}" there (init never rewrites a file), then run init again'
+            f"pyproject.toml already has a [{TABLE}] table (its folder: {settings.directory}); "
+            f'set duo_orm_dir = "{directory}" in it by hand (init never rewrites a file), '
+            f"then run init again"
         )
     if directory == DEFAULT_DIR:
         return False

@@ -459,7 +459,7 @@ def test_init_dir_is_recorded_and_migrations_follow_the_settings(tmp_path: Path,
         ("", ["init", "--dir", "/abs/db"], "relative"),
         ("[tool.duo-orm]\ndb_dir = 'x'\n", ["init"], "unknown key 'db_dir'"),
         ("[tool.duo-orm]\nversion_table = 'a b'\n", ["migration", "history"], "version_table"),
-        ("[tool.duo-orm]\nduo_orm_dir = 'db'\n", ["init", "--dir", "store"], "set it to"),
+        ("[tool.duo-orm]\nduo_orm_dir = 'db'\n", ["init", "--dir", "store"], "by hand"),
         ("[tool.duo-orm\n", ["init"], "not valid TOML"),
     ],
 )
