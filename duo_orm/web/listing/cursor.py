@@ -76,7 +76,7 @@ def sign(cursor: Cursor, key: bytes, context: str) -> str:
 
 
 def verify(token: str, key: bytes, context: str) -> Cursor:
-    """The cursor in ``token``; ``InvalidQueryError`` (400) for anything this server did not make."""
+    """The cursor in ``token``; ``InvalidQueryError`` (400) for any token not made here."""
     bad = InvalidQueryError(
         "cursor is invalid or expired: start again from the first page (cursor= empty)"
     )

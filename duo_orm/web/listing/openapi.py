@@ -37,7 +37,7 @@ def parameter_docs(listing: Listing) -> list[ParameterDoc]:
                 "maximum": listing.max_size,
                 "default": listing.default_size,
             },
-            f"Items per page, at most {listing.max_size}",
+            f"Items per page (default {listing.default_size}, at most {listing.max_size})",
         ),
         (
             "page",

@@ -23,10 +23,12 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     size: int = Field(description="The most items a page holds")
-    page: int | None = Field(None, description="This page's number (offset pages)")
-    total: int | None = Field(None, description="How many rows match (offset pages, if counted)")
-    next: str | None = Field(None, description="Link to the next page, or null")
-    previous: str | None = Field(None, description="Link to the previous page, or null")
+    page: int | None = Field(default=None, description="This page's number (offset pages)")
+    total: int | None = Field(
+        default=None, description="How many rows match (offset pages, if counted)"
+    )
+    next: str | None = Field(default=None, description="Link to the next page, or null")
+    previous: str | None = Field(default=None, description="Link to the previous page, or null")
 
     def to_schema(self, schema: type[S]) -> Page[S]:
         """This page with each item as ``schema`` (built from the rows' attributes)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, and_, or_, tuple_
@@ -17,27 +17,49 @@ from ...query import Query
 from .cursor import Cursor, sign
 from .operators import condition
 from .page import Page
+from .spec import Listing
 from .values import write
-
-if TYPE_CHECKING:
-    from .spec import Listing
 
 __all__ = ["ListParams", "Listed"]
 
 
-@dataclass(frozen=True)
 class ListParams:
-    """What the client asked for, checked against its ``Listing``: filters, sort, page."""
+    """What the client asked for, checked against its ``Listing``: filters, sort, page.
 
-    listing: Listing
-    sort: tuple[tuple[str, bool], ...]  # (field, descending), as the client gave it
-    filters: tuple[tuple[str, str, Any], ...]  # (field, operator, parsed value)
-    size: int
-    page: int | None = None  # offset pages (None with a cursor: page 1 otherwise)
-    keyset: bool = False  # cursor pages
-    cursor: Cursor | None = None  # None: the first keyset page
-    path: str = ""
-    items: tuple[tuple[str, str], ...] = ()  # the query string, less page and cursor
+    A plain class, not a dataclass: Litestar's signature model would try to convert a
+    dataclass field by field when it passes the provider's value to the handler.
+    """
+
+    __slots__ = ("cursor", "filters", "items", "keyset", "listing", "page", "path", "size", "sort")
+
+    def __init__(
+        self,
+        listing: Listing,
+        *,
+        sort: tuple[tuple[str, bool], ...],
+        filters: tuple[tuple[str, str, Any], ...],
+        size: int,
+        page: int | None = None,
+        keyset: bool = False,
+        cursor: Cursor | None = None,
+        path: str = "",
+        items: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.listing = listing
+        self.sort = sort  # (field, descending), as the client gave it
+        self.filters = filters  # (field, operator, parsed value)
+        self.size = size
+        self.page = page  # offset pages (None: page 1, or cursor pages)
+        self.keyset = keyset  # cursor pages
+        self.cursor = cursor  # None: the first keyset page
+        self.path = path
+        self.items = items  # the query string, less page and cursor
+
+    def __repr__(self) -> str:
+        return (
+            f"ListParams(sort={self.sort!r}, filters={self.filters!r}, size={self.size}, "
+            f"page={self.page}, keyset={self.keyset})"
+        )
 
     def apply(self, query: Any) -> Listed:
         """``query`` (a model, or a ``Query`` with the route's own conditions) filtered,
@@ -59,7 +81,7 @@ class ListParams:
         ]
         return Listed(self, query.where(*conditions) if conditions else query)
 
-    def keys(self) -> list[tuple[str, bool]]:
+    def ordering(self) -> list[tuple[str, bool]]:
         """The full ordering: the client's sort, then the primary key as the tie-breaker."""
         chosen = list(self.sort)
         named = {name for name, _ in chosen}
@@ -84,7 +106,7 @@ class Listed:
         page's SELECT in one read transaction; cursor pages run one SELECT."""
         params = self.params
         model = self.query.model
-        keys = [(getattr(model, name), desc) for name, desc in params.keys()]
+        keys = [(getattr(model, name), desc) for name, desc in params.ordering()]
         op = self._keyset(keys) if params.keyset else self._offset(keys)
         return dispatch.run(model.__duo_database__, op, "read")
 
@@ -116,9 +138,11 @@ class Listed:
         backward = cursor is not None and cursor.direction == "before"
         query = self.query
         if cursor is not None:
-            names = [name for name, _ in params.keys()]
+            names = [name for name, _ in params.ordering()]
             types = params.listing.types
-            values = [types[n].read("cursor", text) for n, text in zip(names, cursor.keys, strict=True)]
+            values = [
+                types[n].read("cursor", text) for n, text in zip(names, cursor.keys, strict=True)
+            ]
             query = query.where(_beyond(keys, values, backward))
         ordered = dataclasses.replace(query, ordering=tuple(_ordered(keys, backward)))
         window = ordered.limit(size + 1)
@@ -142,7 +166,7 @@ class Listed:
 
     def _cursor_link(self, direction: Any, row: Any) -> str:
         params = self.params
-        names = [name for name, _ in params.keys()]
+        names = [name for name, _ in params.ordering()]
         sort = ",".join(("-" if desc else "") + name for name, desc in params.sort)
         made = Cursor(direction, sort, tuple(write(getattr(row, n)) for n in names))
         listing = params.listing

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect
+from sqlalchemy.orm import Mapper
 
 from ..._shown import shown
 from ...exceptions import ConfigurationError, InvalidQueryError
@@ -74,7 +75,7 @@ class Listing:
     keyset: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        mapper = inspect(self.model)
+        mapper: Mapper[Any] = inspect(self.model)
         columns = {prop.key: prop.columns[0] for prop in mapper.column_attrs}
         if isinstance(self.sort, str):
             raise ConfigurationError(f"Listing(sort=...) takes field names, not {self.sort!r}")
@@ -135,7 +136,7 @@ class Listing:
             sort = self.sort_terms([cursor.sort])
         filters = self._filters(single)
         return ListParams(
-            listing=self,
+            self,
             sort=sort,
             filters=filters,
             size=size,
@@ -185,7 +186,7 @@ class Listing:
 
     def _filters(self, given: dict[str, str]) -> tuple[tuple[str, str, Any], ...]:
         filters: list[tuple[str, str, Any]] = []
-        fields = inspect(self.model).column_attrs.keys()
+        fields: set[str] = set(inspect(self.model).attrs.keys())  # relationships too
         for parameter, text in given.items():
             if parameter in RESERVED:
                 continue
@@ -233,4 +234,3 @@ def _operators(name: str, given: Iterable[str]) -> tuple[str, ...]:
 
 def _sort_text(terms: Iterable[tuple[str, bool]]) -> str:
     return ",".join(("-" if descending else "") + name for name, descending in terms)
-
