@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from duo_orm.web.listing import Listing, ListParams, parameter_docs
 
@@ -31,7 +31,7 @@ def provide_list_params(listing: Listing) -> Provide:
     parameters = [inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
     annotations: dict[str, Any] = {"request": Request, "return": ListParams}
     for index, (name, schema, description) in enumerate(parameter_docs(listing)):
-        documented = Parameter(query=name, description=description, schema_extra=schema)
+        documented = QueryParameter(name=name, description=description, schema_extra=schema)
         annotation = Annotated[Any, documented]
         key = f"_duo_list_{index}"
         annotations[key] = annotation
