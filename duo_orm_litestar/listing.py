@@ -22,7 +22,7 @@ __all__ = ["provide_list_params"]
 
 def provide_list_params(listing: Listing) -> Provide:
     """For ``dependencies={"params": provide_list_params(users)}``; the handler then
-    takes ``params: ListParams``."""
+    takes ``params: NamedDependency[ListParams]``."""
 
     def provider(request: Request[Any, Any, Any], **documented: Any) -> ListParams:
         items = request.query_params.multi_items()

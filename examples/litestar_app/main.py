@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import ClassVar
 
 from litestar import Controller, Litestar, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from duo_orm_litestar import DuoORMPlugin, ListParams, Page, provide_list_params
@@ -28,7 +29,7 @@ class UserController(Controller):
         return user.to_schema(UserSchema.Read)
 
     @get("/", dependencies={"params": provide_list_params(USERS)})
-    async def list_users(self, params: ListParams) -> Page[UserSchema.Read]:
+    async def list_users(self, params: NamedDependency[ListParams]) -> Page[UserSchema.Read]:
         page = await params.apply(User).page()  # an unknown filter, sort, bad value: 400
         return page.to_schema(UserSchema.Read)
 

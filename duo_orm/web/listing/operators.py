@@ -1,8 +1,10 @@
 """The filter operators a listing can allow, and the condition each one builds.
 
-Text matching escapes ``%`` and ``_`` (``autoescape``): a client's wildcard is a
-literal character, so no client writes its own ``LIKE`` pattern (a leading ``%``
-pattern on a big table is a slow query on demand).
+Text matching ignores case and escapes ``%`` and ``_`` (``autoescape``): a client's
+wildcard is a literal character, so no client writes its own ``LIKE`` pattern (a
+leading ``%`` on a big table is a slow query on demand). Only case-insensitive
+matching is offered because it is the one every database answers the same way:
+SQLite's ``LIKE`` ignores ASCII case, PostgreSQL's does not.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ _BUILD: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "gt": lambda column, value: column > value,
     "ge": lambda column, value: column >= value,
     "in": lambda column, values: column.in_(values),
-    "contains": lambda column, value: column.contains(value, autoescape=True),
     "icontains": lambda column, value: column.icontains(value, autoescape=True),
-    "startswith": lambda column, value: column.startswith(value, autoescape=True),
+    "istartswith": lambda column, value: column.istartswith(value, autoescape=True),
     "is_null": lambda column, value: column.is_(None) if value else column.is_not(None),
 }
 
 OPERATORS: tuple[str, ...] = tuple(_BUILD)
-TEXT_OPERATORS = frozenset({"contains", "icontains", "startswith"})
+TEXT_OPERATORS = frozenset({"icontains", "istartswith"})
 
 # what each operator's value is, for the OpenAPI description
 DESCRIPTIONS = {
@@ -42,9 +43,8 @@ DESCRIPTIONS = {
     "gt": "greater than",
     "ge": "greater than or equal to",
     "in": f"one of these comma-separated values (at most {MAX_IN_VALUES})",
-    "contains": "contains this text (case-sensitive)",
     "icontains": "contains this text, ignoring case",
-    "startswith": "starts with this text",
+    "istartswith": "starts with this text, ignoring case",
     "is_null": "true: has no value; false: has a value",
 }
 
