@@ -122,6 +122,30 @@ async def test_bulk_bump_runs_hooks_per_row(client: httpx.AsyncClient) -> None:
     assert all(a["updated_at"] > b["updated_at"] for a, b in zip(after, before, strict=True))
 
 
+async def test_list_filters_sorts_and_pages_both_ways(client: httpx.AsyncClient) -> None:
+    for name in ["Cy", "Ann", "Bob", "Anna", "Dee"]:
+        await create(client, f"{name.lower()}@x.io", name)
+
+    async def names(**params: Any) -> tuple[list[str], dict[str, Any]]:
+        response = await client.get("/users/", params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return [u["name"] for u in body.pop("items")], body
+
+    assert (await names(name__icontains="ANN", sort="-name"))[0] == ["Anna", "Ann"]
+    assert (await names(name="Bob"))[0] == ["Bob"]
+    assert (await names(sort="-created_at,name", size=2))[0] == ["Dee", "Anna"]
+    second, meta = await names(sort="name", size=2, page=2)
+    assert second == ["Bob", "Cy"] and (meta["page"], meta["total"]) == (2, 5)
+    first, meta = await names(sort="-id", size=3, cursor="")
+    assert first == ["Dee", "Anna", "Bob"] and meta["total"] is None
+    rest = (await client.get(str(meta["next"]))).json()
+    assert [u["name"] for u in rest["items"]] == ["Ann", "Cy"] and rest["next"] is None
+    for bad in ({"updated_at__lt": "2030-01-01"}, {"size": 101}, {"cursor": "forged.cursor"}):
+        refused = await client.get("/users/", params=bad)
+        assert refused.status_code == 400 and len(refused.content) <= 4096, bad
+
+
 async def test_bad_sort_is_400(client: httpx.AsyncClient) -> None:
     response = await client.get("/users/", params={"sort": "email desc"})
     assert response.status_code == 400

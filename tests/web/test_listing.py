@@ -54,6 +54,9 @@ def expected_order(model: Any, sort: str) -> list[int]:
 def test_cursor_pages_walk_every_row_once_both_ways(Event: Any) -> None:
     for sort in ["id", "-name", "score,-name", "-at", "day,-score,name"]:
         walk_both_ways(listing(Event), Event, sort)
+    unsorted = page(listing(Event), Event, "size=20&cursor=")  # the primary key's order
+    assert unsorted.next is not None
+    assert ids(follow(listing(Event), Event, unsorted.next)) == [21, 22, 23]
 
 
 def walk_both_ways(spec: Listing, Event: Any, sort: str) -> None:

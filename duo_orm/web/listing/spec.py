@@ -153,6 +153,8 @@ class Listing:
         for value in values:
             for part in value.split(","):
                 name = part.strip()
+                if not name:  # "sort=" or a trailing comma: nothing asked
+                    continue
                 descending = name.startswith("-")
                 name = name[1:] if descending else name
                 if name not in self.sortable:
@@ -178,7 +180,7 @@ class Listing:
         if not token:  # absent, or empty: the first keyset page
             return None
         found = cursors.verify(token, self.cursor_key(), self.model.__name__)
-        self.sort_terms([found.sort] if found.sort else [])  # still sortable this way
+        self.sort_terms([found.sort])  # still sortable this way
         return found
 
     def cursor_key(self) -> bytes:

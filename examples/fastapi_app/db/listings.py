@@ -12,7 +12,7 @@ USERS = Listing(
     User,
     sort=UserSchema.SORTABLE,
     filters={
-        "name": ("eq", "icontains", "startswith"),
+        "name": ("eq", "icontains", "istartswith"),
         "email": ("eq",),
         "active": ("eq",),
         "created_at": ("ge", "lt"),
