@@ -44,8 +44,10 @@ def ids(result: Page[Any]) -> list[int]:
 
 
 def expected_order(model: Any, sort: str) -> list[int]:
-    rows = model.all()
-    for part in reversed(["id", *sort.split(",")[::-1]][::-1]):  # stable sorts, last key first
+    """The order ``sort`` means: ties broken by the key, in the last field's direction."""
+    terms = sort.split(",")
+    rows = sorted(model.all(), key=lambda row: row.id, reverse=terms[-1].startswith("-"))
+    for part in reversed(terms):  # stable sorts, last key first
         name = part.lstrip("-")
         rows.sort(key=lambda row, name=name: getattr(row, name), reverse=part.startswith("-"))
     return [row.id for row in rows]

@@ -27,7 +27,7 @@ def parameter_docs(listing: Listing) -> list[ParameterDoc]:
             {"type": "array", "items": {"type": "string", "enum": sort_values}},
             "Sort order: fields, '-' for descending; repeat the parameter or separate "
             f"with commas (sort=-{listing.sortable[0] if listing.sortable else 'id'},...). "
-            "The primary key breaks ties.",
+            "The primary key breaks ties, in the last field's direction.",
         ),
         (
             "size",

@@ -82,10 +82,16 @@ class ListParams:
         return Listed(self, query.where(*conditions) if conditions else query)
 
     def ordering(self) -> list[tuple[str, bool]]:
-        """The full ordering: the client's sort, then the primary key as the tie-breaker."""
+        """The full ordering: the client's sort, then the primary key as the tie-breaker.
+
+        The key runs the way the last sort field does, so ``-created_at`` is
+        ``created_at DESC, id DESC``: one direction, which an index on
+        ``(created_at, id)`` serves forwards and backwards.
+        """
         chosen = list(self.sort)
         named = {name for name, _ in chosen}
-        chosen += [(name, False) for name in self.listing.primary_key if name not in named]
+        descending = chosen[-1][1] if chosen else False
+        chosen += [(name, descending) for name in self.listing.primary_key if name not in named]
         return chosen
 
     def link(self, **replace: str) -> str:

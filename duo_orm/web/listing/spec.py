@@ -4,7 +4,8 @@ The query-string syntax (the same in every framework):
 
 - ``?sort=-created_at,name``: comma-separated sortable fields, ``-`` for descending
   (``sort`` may also repeat, as OpenAPI clients send an array); the primary key is
-  always the last tie-breaker, so pages never overlap or skip rows;
+  always the last tie-breaker (in the last field's direction), so pages never
+  overlap or skip rows;
 - ``?name__icontains=al``, ``?id__in=1,2,3``, ``?name=Ann`` (``eq``): a declared field,
   two underscores, a declared operator; the value is parsed by the column's type;
 - ``?page=3&size=20``: offset pages (the total counted if the listing says so);
