@@ -10,7 +10,7 @@ OpenAPI without validating them first.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -20,10 +20,10 @@ from duo_orm.web.listing import Listing, ListParams, parameter_docs
 __all__ = ["list_params"]
 
 
-def list_params(listing: Listing) -> Callable[..., ListParams]:
+def list_params(listing: Listing) -> Callable[..., Awaitable[ListParams]]:
     """A dependency: ``params: Annotated[ListParams, Depends(list_params(users))]``."""
 
-    def dependency(request: Request, **documented: Any) -> ListParams:
+    async def dependency(request: Request, **documented: Any) -> ListParams:  # no thread
         return listing.parse(request.query_params.multi_items(), request.url.path)
 
     parameters = [inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]

@@ -27,10 +27,11 @@ from typing import Literal
 
 from ...exceptions import InvalidQueryError
 
-__all__ = ["MAX_CURSOR_CHARS", "Cursor", "cursor_key", "sign", "verify"]
+__all__ = ["EXPIRED", "MAX_CURSOR_CHARS", "Cursor", "cursor_key", "sign", "verify"]
 
 ENVIRONMENT_VARIABLE = "DUO_ORM_CURSOR_SECRET"
 MAX_CURSOR_CHARS = 1024  # a longer one was not made here
+EXPIRED = "cursor is invalid or expired: start again from the first page (cursor= empty)"
 _TAG_BYTES = 16
 _VERSION = 1
 _process_key = secrets.token_bytes(32)
@@ -77,9 +78,7 @@ def sign(cursor: Cursor, key: bytes, context: str) -> str:
 
 def verify(token: str, key: bytes, context: str) -> Cursor:
     """The cursor in ``token``; ``InvalidQueryError`` (400) for any token not made here."""
-    bad = InvalidQueryError(
-        "cursor is invalid or expired: start again from the first page (cursor= empty)"
-    )
+    bad = InvalidQueryError(EXPIRED)
     if len(token) > MAX_CURSOR_CHARS or token.count(".") != 1:
         raise bad
     encoded, tag = token.split(".")

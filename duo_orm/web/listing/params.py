@@ -12,9 +12,9 @@ from sqlalchemy import ColumnElement, and_, or_, tuple_
 from sqlalchemy.orm import Session
 
 from ... import dispatch
-from ...exceptions import ConfigurationError
+from ...exceptions import ConfigurationError, InvalidQueryError
 from ...query import Query
-from .cursor import Cursor, sign
+from .cursor import EXPIRED, Cursor, sign
 from .operators import condition
 from .page import Page
 from .spec import Listing
@@ -145,6 +145,8 @@ class Listed:
         query = self.query
         if cursor is not None:
             names = [name for name, _ in params.ordering()]
+            if len(cursor.keys) != len(names):  # made before the model's key changed
+                raise InvalidQueryError(EXPIRED)
             types = params.listing.types
             values = [
                 types[n].read("cursor", text) for n, text in zip(names, cursor.keys, strict=True)

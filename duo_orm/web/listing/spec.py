@@ -91,7 +91,7 @@ class Listing:
         pk = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
         types = {name: field_type(self.model, name) for name in {*sortable, *operators, *pk}}
         for name, ops in operators.items():
-            if TEXT_OPERATORS.intersection(ops) and types[name].schema.get("type") != "string":
+            if TEXT_OPERATORS.intersection(ops) and types[name].parse is not str:
                 raise ConfigurationError(f"{name}: text operators need a text column")
         if not 1 <= self.default_size <= self.max_size:
             raise ConfigurationError("Listing needs 1 <= default_size <= max_size")
@@ -103,7 +103,10 @@ class Listing:
         # keyset pages need a total order; a NULL sort key has no place in one
         set_(self, "keyset", not any(columns[n].nullable for n in {*sortable, *pk}))
         if self.default_sort is not None:
-            self.sort_terms([self.default_sort])  # a mistake here is the code's: fail now
+            try:
+                self.sort_terms([self.default_sort])
+            except InvalidQueryError as exc:  # the code's mistake, not a client's
+                raise ConfigurationError(f"Listing(default_sort=...): {exc}") from None
 
     # -- parsing ---------------------------------------------------------------
 
