@@ -198,7 +198,7 @@ def _beyond(keys: Sequence[tuple[Any, bool]], values: Sequence[Any], backward: b
         columns = [c for c, _ in keys]
         if len(columns) == 1:
             return columns[0] < values[0] if descending else columns[0] > values[0]
-        left, right = tuple_(*columns), tuple_(*values)
+        left, right = tuple_(*columns), tuple(values)  # each value bound as its column's type
         return left < right if descending else left > right
     alternatives = []
     for index, (column, desc) in enumerate(keys):
