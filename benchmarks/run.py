@@ -1,12 +1,15 @@
 """``make bench``: run every scenario and print the ratio tables (optionally into docs/).
 
-python -m benchmarks.run [--quick] [--db sqlite|postgresql ...] [--only core|http|e2e ...]
+python -m benchmarks.run [--quick] [--db sqlite|postgresql ...]
+    [--only core|http|e2e|pagination ...]
     [--rounds N] [--e2e-seconds S] [--duo-orm-path PATH] [--write docs/performance.md]
 
 ``--only`` picks parts (repeatable; all three by default): ``core`` (duo-orm against
 hand-written SQLAlchemy on default engines, and the peers table), ``http`` (the adapters
 against hand-written apps, in-process and under uvicorn) and ``e2e`` (the four FastAPI
-apps under uvicorn). ``--write`` rewrites only the tables of the parts that ran.
+apps under uvicorn); ``pagination`` (page 5,000 of a 1,000,000-row table, offset against
+keyset, see ``benchmarks/pagination.py``) runs only when named. ``--write`` rewrites only
+the tables of the parts that ran.
 ``--duo-orm-path PATH`` (or ``DUO_ORM_BENCH_PATH``) measures a second duo-orm checkout
 beside this one, in the core and e2e tables (see ``benchmarks/checkout.py``):
 
@@ -32,7 +35,7 @@ from typing import Any
 
 from duo_orm import Database
 
-from . import checkout, core, e2e, peers
+from . import checkout, core, e2e, pagination, peers
 from .harness import Result, measure
 from .http import DirectResult, HttpResult, run_direct, run_http
 from .loopback import run_loopback
@@ -244,6 +247,7 @@ def machine() -> str:
 
 
 PARTS = ("core", "http", "e2e")
+OPTIONAL_PARTS = ("pagination",)  # slow to set up: only when asked for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=PARTS,
-        help="run only this part (repeatable): core (with the peers), http, e2e",
+        choices=PARTS + OPTIONAL_PARTS,
+        help="run only this part (repeatable): core (with the peers), http, e2e, pagination",
     )
     parser.add_argument(
         "--e2e-seconds",
@@ -289,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.json.write_text(json.dumps(rows, indent=1))
         elif part == "http":
             tables += http_tables(kinds, args.quick)
+        elif part == "pagination":
+            tables += pagination_tables(kinds, args.rounds or (3 if args.quick else 7))
         else:
             seconds = args.e2e_seconds or (1.0 if args.quick else 4.0)
             e2e_rounds = args.rounds or 3
@@ -361,6 +367,16 @@ def http_tables(kinds: list[str], quick: bool) -> list[tuple[str, str, list[str]
         ("direct", DIRECT_HEADER, direct_lines, 3 if quick else 9),
         ("loopback", HTTP_HEADER, loopback_lines, 2 if quick else 3),
     ]
+
+
+def pagination_tables(kinds: list[str], runs: int) -> list[tuple[str, str, list[str], int]]:
+    print(f"\nPage {pagination.PAGE:,} of {pagination.ROWS:,} rows:\n{pagination.HEADER}")
+    lines: list[str] = []
+    for kind in kinds:
+        with database_url(kind) as url:
+            if url is not None:
+                lines += pagination.rows(kind, url, runs)
+    return [("pagination", pagination.HEADER, lines, runs)]
 
 
 def e2e_tables(

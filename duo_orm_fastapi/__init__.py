@@ -8,6 +8,7 @@ DuoORM(app, db)                      # middleware, lifespan, error handlers, Ope
 """
 
 from duo_orm.web.extras import framework_extra
+from duo_orm.web.listing import Listing, ListParams, Page
 from duo_orm.web.openapi import documents_errors
 from duo_orm.web.routes import statement_mode
 
@@ -15,13 +16,18 @@ with framework_extra("fastapi", "fastapi", "starlette"):  # FastAPI brings Starl
     from .dependencies import unit_of_work, unit_of_work_for
     from .errors import error_responses, install_error_handlers
     from .integration import DuoORM, duo_lifespan
+    from .listing import list_params
 
 __all__ = [
     "DuoORM",
+    "ListParams",
+    "Listing",
+    "Page",
     "documents_errors",
     "duo_lifespan",
     "error_responses",
     "install_error_handlers",
+    "list_params",
     "statement_mode",
     "unit_of_work",
     "unit_of_work_for",

@@ -70,9 +70,9 @@ async def test_create_list_and_get(client: httpx.AsyncClient) -> None:
     ann = await create(client, "ann@x.io", "Ann")
     await create(client, "bob@x.io", "Bob")
     assert set(ann) == {"id", "email", "name", "active", "created_at", "updated_at"}
-    listed = (await client.get("/users/")).json()
+    listed = (await client.get("/users/")).json()["items"]
     assert [u["email"] for u in listed] == ["ann@x.io", "bob@x.io"]
-    by_name = (await client.get("/users/", params={"sort": "-name"})).json()
+    by_name = (await client.get("/users/", params={"sort": "-name"})).json()["items"]
     assert [u["name"] for u in by_name] == ["Bob", "Ann"]
     assert (await client.get(f"/users/{ann['id']}")).json()["name"] == "Ann"
 
@@ -103,23 +103,47 @@ async def test_validate_failure_and_bad_body_are_422(client: httpx.AsyncClient) 
     missing = await client.post("/users/", json={"email": "c@x.io"})
     assert missing.status_code in (400, 422)  # Litestar's own status for a bad body is 400
     assert invalid_field(missing.json()) == "name"
-    assert (await client.get("/users/")).json() == []
+    assert (await client.get("/users/")).json()["items"] == []
 
 
 async def test_duplicate_email_is_409(client: httpx.AsyncClient) -> None:
     await create(client, "ann@x.io", "Ann")
     response = await client.post("/users/", json={"email": "ann@x.io", "name": "Other"})
     assert response.status_code == 409
-    assert [u["name"] for u in (await client.get("/users/")).json()] == ["Ann"]
+    assert [u["name"] for u in (await client.get("/users/")).json()["items"]] == ["Ann"]
 
 
 async def test_bulk_bump_runs_hooks_per_row(client: httpx.AsyncClient) -> None:
     before = [await create(client, f"u{i}@x.io", f"U{i}") for i in range(3)]
     response = await client.post("/users/bulk-bump")
     assert response.status_code == 200 and response.json() == 3
-    after = (await client.get("/users/")).json()
+    after = (await client.get("/users/")).json()["items"]
     assert [u["name"] for u in after] == ["U0!", "U1!", "U2!"]
     assert all(a["updated_at"] > b["updated_at"] for a, b in zip(after, before, strict=True))
+
+
+async def test_list_filters_sorts_and_pages_both_ways(client: httpx.AsyncClient) -> None:
+    for name in ["Cy", "Ann", "Bob", "Anna", "Dee"]:
+        await create(client, f"{name.lower()}@x.io", name)
+
+    async def names(**params: Any) -> tuple[list[str], dict[str, Any]]:
+        response = await client.get("/users/", params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return [u["name"] for u in body.pop("items")], body
+
+    assert (await names(name__icontains="ANN", sort="-name"))[0] == ["Anna", "Ann"]
+    assert (await names(name="Bob"))[0] == ["Bob"]
+    assert (await names(sort="-created_at,name", size=2))[0] == ["Dee", "Anna"]
+    second, meta = await names(sort="name", size=2, page=2)
+    assert second == ["Bob", "Cy"] and (meta["page"], meta["total"]) == (2, 5)
+    first, meta = await names(sort="-id", size=3, cursor="")
+    assert first == ["Dee", "Anna", "Bob"] and meta["total"] is None
+    rest = (await client.get(str(meta["next"]))).json()
+    assert [u["name"] for u in rest["items"]] == ["Ann", "Cy"] and rest["next"] is None
+    for bad in ({"updated_at__lt": "2030-01-01"}, {"size": 101}, {"cursor": "forged.cursor"}):
+        refused = await client.get("/users/", params=bad)
+        assert refused.status_code == 400 and len(refused.content) <= 4096, bad
 
 
 async def test_bad_sort_is_400(client: httpx.AsyncClient) -> None:
@@ -184,4 +208,4 @@ async def test_hostile_requests_get_documented_bounded_answers(client: httpx.Asy
             assert str(response.status_code) in paths[template][method]["responses"], url
     hidden = await client.get("/users/", params={"sort": "-active"})
     assert "sortable fields are: id, email, name, created_at, updated_at" in hidden.text
-    assert [u["email"] for u in (await client.get("/users/")).json()] == ["ann@x.io"]
+    assert [u["email"] for u in (await client.get("/users/")).json()["items"]] == ["ann@x.io"]

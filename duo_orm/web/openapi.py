@@ -27,7 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 ORM_STATUSES = (400, 404, 409, 422, 503)
 
 DESCRIPTIONS = {
-    400: "Bad query: an unknown sort field or a malformed parameter or body",
+    400: "Bad query: an unknown sort or filter field, a value of the wrong type, "
+    "a page size over the limit, a bad cursor, or a malformed body",
     404: "Not found: no row has this key",
     409: "Conflict: a duplicate value, a missing reference, or a concurrent change",
     422: "Validation error: a field the model refused",

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from typing import ClassVar
 
 from litestar import Controller, Litestar, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
-from duo_orm_litestar import DuoORMPlugin
+from duo_orm_litestar import DuoORMPlugin, ListParams, Page, provide_list_params
 
 from ..fastapi_app.db.database import db
+from ..fastapi_app.db.listings import USERS
 from ..fastapi_app.db.models import User
 from ..fastapi_app.db.schemas.user import UserSchema
 
@@ -26,10 +28,10 @@ class UserController(Controller):
         user = await User.create(data)  # validate() -> 422, duplicate email -> 409
         return user.to_schema(UserSchema.Read)
 
-    @get("/")
-    async def list_users(self, sort: FromQuery[str] = "id") -> list[UserSchema.Read]:
-        users = await User.order_by(sort, allowed=UserSchema.SORTABLE).all()  # others: 400
-        return [u.to_schema(UserSchema.Read) for u in users]
+    @get("/", dependencies={"params": provide_list_params(USERS)})
+    async def list_users(self, params: NamedDependency[ListParams]) -> Page[UserSchema.Read]:
+        page = await params.apply(User).page()  # an unknown filter, sort, bad value: 400
+        return page.to_schema(UserSchema.Read)
 
     @get("/{user_id:int}")
     async def get_user(self, user_id: FromPath[int]) -> UserSchema.Read:

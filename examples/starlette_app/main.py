@@ -13,9 +13,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan, json_body
+from duo_orm_starlette import (
+    DuoORMMiddleware,
+    duo_exception_handlers,
+    duo_lifespan,
+    json_body,
+    list_params,
+)
 
 from ..fastapi_app.db.database import db
+from ..fastapi_app.db.listings import USERS
 from ..fastapi_app.db.models import User
 from ..fastapi_app.db.schemas.user import UserSchema
 
@@ -32,9 +39,9 @@ async def create_user(request: Request) -> Response:
 
 
 async def list_users(request: Request) -> Response:
-    sort = request.query_params.get("sort", "id")
-    users = await User.order_by(sort, allowed=UserSchema.SORTABLE).all()  # others: 400
-    return JSONResponse([read(u) for u in users])
+    params = list_params(USERS, request)  # an unknown filter, sort, bad value: 400
+    page = await params.apply(User).page()
+    return JSONResponse(page.to_schema(UserSchema.Read).model_dump(mode="json"))
 
 
 async def get_user(request: Request) -> Response:

@@ -1,5 +1,10 @@
+from typing import Annotated
+
 from fastapi import APIRouter, Depends
 
+from duo_orm_fastapi import ListParams, Page, list_params
+
+from ..db.listings import USERS
 from ..db.models import User
 from ..db.schemas.user import UserSchema
 from ..deps import unit_of_work
@@ -12,10 +17,12 @@ async def create_user(payload: UserSchema.Create) -> User:
     return await User.create(payload)  # validate() -> 422, duplicate email -> 409
 
 
-@router.get("/", response_model=list[UserSchema.Read])
-async def list_users(sort: str = "id") -> list[UserSchema.Read]:
-    users = await User.order_by(sort, allowed=UserSchema.SORTABLE).all()  # others: 400
-    return [u.to_schema(UserSchema.Read) for u in users]
+@router.get("/")
+async def list_users(
+    params: Annotated[ListParams, Depends(list_params(USERS))],
+) -> Page[UserSchema.Read]:
+    page = await params.apply(User).page()  # an unknown filter, sort, bad value: 400
+    return page.to_schema(UserSchema.Read)
 
 
 @router.get("/{user_id}", response_model=UserSchema.Read)
