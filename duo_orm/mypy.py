@@ -16,13 +16,62 @@ It does two things plain annotations cannot:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from mypy.nodes import GDEF, MDEF, Block, ClassDef, SymbolTable, SymbolTableNode, TypeInfo
+from mypy.checker import TypeChecker
+from mypy.nodes import (
+    GDEF,
+    MDEF,
+    Block,
+    ClassDef,
+    FuncItem,
+    LambdaExpr,
+    NameExpr,
+    SymbolTable,
+    SymbolTableNode,
+    TypeInfo,
+)
 from mypy.plugin import DynamicClassDefContext, MethodContext, Plugin
-from mypy.types import AnyType, Instance, Type, TypeOfAny
+from mypy.types import (
+    AnyType,
+    CallableType,
+    Instance,
+    NoneType,
+    Type,
+    TypeOfAny,
+    TypeType,
+    UnionType,
+    get_proper_type,
+)
 
 DATABASE = "duo_orm.database.Database"
 DECLARATIVE_MODEL = "duo_orm.database.DeclarativeModel"
+MODEL = "duo_orm.model.Model"
+QUERY = "duo_orm.query.Query"
+PAGE = "duo_orm.query.Page"
+
+# What each ORM call gives back once it has run, by the shape of its value.
+_RESULTS = {
+    "get": "optional",
+    "first": "optional",
+    "one_or_none": "optional",
+    "get_one": "model",
+    "one": "model",
+    "create": "model",
+    "save": "model",
+    "update": "model",
+    "refresh": "model",
+    "all": "list",
+    "page": "page",
+    "count": "int",
+    "update_bulk": "int",
+    "delete_bulk": "int",
+    "exists": "bool",
+    "delete": "none",
+    "create_bulk": "bulk",
+    "iterate": "stream",
+}
+_DATABASE_CALLS = ("create_all", "drop_all", "connect", "disconnect")
 
 
 class DuoOrmPlugin(Plugin):
@@ -30,6 +79,98 @@ class DuoOrmPlugin(Plugin):
         self, fullname: str
     ) -> Callable[[DynamicClassDefContext], None] | None:
         return _declare_database if fullname == DATABASE else None
+
+    def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
+        if fullname.endswith(" of Database"):  # through a declared db's metaclass
+            fullname = f"{DATABASE}.{fullname.split()[0]}"
+        owner, _, name = fullname.rpartition(".")
+        if name in _RESULTS and (owner == QUERY or self._is_a(owner, MODEL)):
+            return partial(_orm_call, name, self._page_class())
+        if name in _DATABASE_CALLS and self._is_a(owner, DATABASE):
+            return _database_call
+        return None
+
+    def _page_class(self) -> TypeInfo | None:
+        symbol = self.lookup_fully_qualified(PAGE)
+        return symbol.node if symbol is not None and isinstance(symbol.node, TypeInfo) else None
+
+    def _is_a(self, fullname: str, base: str) -> bool:
+        """Whether the class ``fullname`` is ``base``, a subclass, or a declared ``db``."""
+        symbol = self.lookup_fully_qualified(fullname)
+        info = symbol.node if symbol is not None else None
+        if not isinstance(info, TypeInfo):
+            return False
+        metaclass = info.metaclass_type
+        return info.has_base(base) or (metaclass is not None and metaclass.type.has_base(base))
+
+
+def _orm_call(name: str, page: TypeInfo | None, ctx: MethodContext) -> Type:
+    model = _model_of(ctx.type)
+    if model is None:
+        return ctx.default_return_type
+    if name == "iterate":  # not awaited: a generator, or an async one
+        item: Type = model
+        if _flag(ctx, "batch"):
+            item = ctx.api.named_generic_type("builtins.list", [model])
+        kind = "typing.AsyncIterator" if _in_async_def(ctx) else "typing.Iterator"
+        return ctx.api.named_generic_type(kind, [item])
+    return _in_context(ctx, _result(ctx, name, model, page))
+
+
+def _database_call(ctx: MethodContext) -> Type:
+    return _in_context(ctx, NoneType())
+
+
+def _model_of(receiver: Type) -> Instance | None:
+    """The model of a call: ``User`` for ``User.get``, ``user.save``, ``Query[User].all``."""
+    receiver = get_proper_type(receiver)
+    if isinstance(receiver, CallableType) and receiver.is_type_obj():
+        receiver = get_proper_type(receiver.ret_type)
+    elif isinstance(receiver, TypeType):
+        receiver = receiver.item
+    if not isinstance(receiver, Instance):
+        return None
+    if receiver.type.fullname == QUERY:
+        model = get_proper_type(receiver.args[0]) if receiver.args else None
+        return model if isinstance(model, Instance) else None
+    return receiver
+
+
+def _result(ctx: MethodContext, name: str, model: Instance, page: TypeInfo | None) -> Type:
+    api = ctx.api
+    kind = _RESULTS[name]
+    if kind == "optional":
+        return UnionType([model, NoneType()])
+    if kind == "model":
+        return model
+    if kind == "list":
+        return api.named_generic_type("builtins.list", [model])
+    if kind == "page":
+        return Instance(page, [model]) if page is not None else ctx.default_return_type
+    if kind == "int":
+        return api.named_generic_type("builtins.int", [])
+    if kind == "bool":
+        return api.named_generic_type("builtins.bool", [])
+    if kind == "bulk":
+        rows = api.named_generic_type("builtins.list", [model])
+        count = api.named_generic_type("builtins.int", [])
+        flag = _flag(ctx, "return_models")
+        return rows if flag else count if flag is False else UnionType([count, rows])
+    return NoneType()
+
+
+def _flag(ctx: MethodContext, name: str) -> bool | None:
+    """The value of a ``True``/``False`` keyword argument (``None``: not a literal)."""
+    for names, args in zip(ctx.arg_names, ctx.args, strict=True):
+        for arg_name, arg in zip(names, args, strict=True):
+            if arg_name == name:
+                if isinstance(arg, NameExpr) and arg.fullname in (
+                    "builtins.True",
+                    "builtins.False",
+                ):
+                    return arg.fullname == "builtins.True"
+                return None
+    return False
 
 
 def _declare_database(ctx: DynamicClassDefContext) -> None:
@@ -50,6 +191,26 @@ def _declare_database(ctx: DynamicClassDefContext) -> None:
     info.metaclass_type = Instance(database.node, [])
     info.names["Model"] = SymbolTableNode(MDEF, base.node, plugin_generated=True)
     api.globals[ctx.name] = SymbolTableNode(GDEF, info, plugin_generated=True)  # type: ignore[attr-defined]
+
+
+def _in_async_def(ctx: MethodContext) -> bool:
+    """Whether the call is written in an ``async def`` (lambdas count as their enclosing def)."""
+    checker = ctx.api
+    assert isinstance(checker, TypeChecker)
+    for item in reversed(checker.scope.stack):
+        if isinstance(item, LambdaExpr):
+            continue
+        if isinstance(item, FuncItem):
+            return item.is_coroutine
+    return False
+
+
+def _in_context(ctx: MethodContext, value: Type) -> Type:
+    """``value`` in a ``def`` (or at module level), an awaitable of it in an ``async def``."""
+    if not _in_async_def(ctx):
+        return value
+    anything = AnyType(TypeOfAny.special_form)
+    return ctx.api.named_generic_type("typing.Coroutine", [anything, anything, value])
 
 
 def plugin(version: str) -> type[Plugin]:
