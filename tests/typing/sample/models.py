@@ -1,0 +1,32 @@
+"""Models the way the example apps write them: ``class User(db.Model)``."""
+
+from datetime import datetime
+
+from duo_orm import DateTime, ForeignKey, Mapped, String, ValidationError, mapped_column, relationship
+
+from .database import db
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(default=True)
+    nickname: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info={"set_on": "create"})
+    posts: Mapped[list["Post"]] = relationship(back_populates="author")
+
+    def validate(self) -> None:
+        if "@" not in self.email:
+            raise ValidationError("email must contain @", field="email")
+
+
+class Post(db.Model):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    author: Mapped[User] = relationship(back_populates="posts")
