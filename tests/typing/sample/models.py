@@ -2,7 +2,15 @@
 
 from datetime import datetime
 
-from duo_orm import DateTime, ForeignKey, Mapped, String, ValidationError, mapped_column, relationship
+from duo_orm import (
+    DateTime,
+    ForeignKey,
+    Mapped,
+    String,
+    ValidationError,
+    mapped_column,
+    relationship,
+)
 
 from .database import db
 
