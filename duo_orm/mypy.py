@@ -32,6 +32,7 @@ from mypy.nodes import (
     TypeInfo,
 )
 from mypy.plugin import DynamicClassDefContext, MethodContext, Plugin
+from mypy.semanal import SemanticAnalyzer
 from mypy.types import (
     AnyType,
     CallableType,
@@ -174,7 +175,14 @@ def _flag(ctx: MethodContext, name: str) -> bool | None:
 
 
 def _declare_database(ctx: DynamicClassDefContext) -> None:
+    """``db = Database(...)`` at module level: ``db`` becomes a class whose metaclass is
+    ``Database`` and whose ``Model`` is ``DeclarativeModel``. ``db.transaction()`` and
+    every other member still resolve on ``Database`` (through the metaclass), and ``db``
+    is accepted wherever a ``Database`` is."""
     api = ctx.api
+    assert isinstance(api, SemanticAnalyzer)
+    if api.is_func_scope() or api.type is not None:  # a local or a class attribute
+        return
     database = api.lookup_fully_qualified_or_none(DATABASE)
     base = api.lookup_fully_qualified_or_none(DECLARATIVE_MODEL)
     if database is None or base is None:
@@ -190,7 +198,7 @@ def _declare_database(ctx: DynamicClassDefContext) -> None:
     info.mro = [info, obj.type]
     info.metaclass_type = Instance(database.node, [])
     info.names["Model"] = SymbolTableNode(MDEF, base.node, plugin_generated=True)
-    api.globals[ctx.name] = SymbolTableNode(GDEF, info, plugin_generated=True)  # type: ignore[attr-defined]
+    api.globals[ctx.name] = SymbolTableNode(GDEF, info, plugin_generated=True)
 
 
 def _in_async_def(ctx: MethodContext) -> bool:

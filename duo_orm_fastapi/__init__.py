@@ -12,12 +12,13 @@ from duo_orm.web.openapi import documents_errors
 from duo_orm.web.routes import statement_mode
 
 with framework_extra("fastapi", "fastapi", "starlette"):  # FastAPI brings Starlette
-    from .dependencies import unit_of_work, unit_of_work_for
+    from .dependencies import RequestSession, unit_of_work, unit_of_work_for
     from .errors import error_responses, install_error_handlers
     from .integration import DuoORM, duo_lifespan
 
 __all__ = [
     "DuoORM",
+    "RequestSession",
     "documents_errors",
     "duo_lifespan",
     "error_responses",

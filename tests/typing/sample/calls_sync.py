@@ -2,7 +2,7 @@
 
 from typing import reveal_type
 
-from duo_orm import Page, Query
+from duo_orm import Database, Page, Query
 
 from .database import db
 from .models import Post, User
@@ -88,6 +88,12 @@ def database_calls() -> None:
     db.on_commit(lambda: None)
     reveal_type(db.drop_all())  # mypy: None; pyright: Any
     reveal_type(db.disconnect())  # mypy: None; pyright: Any
+
+
+def local_database() -> None:
+    local = Database("sqlite://")  # a local stays a plain Database: same calls, same types
+    reveal_type(local)  # both: Database
+    reveal_type(local.create_all())  # mypy: None; pyright: Any
 
 
 def pages(page: Page[User]) -> list[str]:
