@@ -68,5 +68,12 @@ async def database_calls() -> None:
     await db.disconnect()
 
 
-def sync_helper_in_async_module() -> int:
-    return User.count()  # a def is typed as sync code, wherever it is called from
+async def where_the_call_is_written() -> None:
+    counting = (lambda: User.count())()  # a lambda is typed as the function around it
+    reveal_type(counting)  # mypy: Coroutine[Any, Any, int]; pyright: Any
+    await counting
+
+    def nested() -> int:
+        return User.count()  # a def is typed as sync code, wherever it is called from
+
+    reveal_type(nested())  # both: int
