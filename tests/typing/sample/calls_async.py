@@ -70,7 +70,7 @@ async def database_calls() -> None:
 
 async def where_the_call_is_written() -> None:
     counting = (lambda: User.count())()  # a lambda is typed as the function around it
-    reveal_type(counting)  # mypy: Coroutine[Any, Any, int]; pyright: Any
+    _ = reveal_type(counting)  # mypy: Coroutine[Any, Any, int]; pyright: Any
     await counting
 
     def nested() -> int:
