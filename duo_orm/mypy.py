@@ -85,9 +85,9 @@ class DuoOrmPlugin(Plugin):
         if fullname.endswith(" of Database"):  # through a declared db's metaclass
             fullname = f"{DATABASE}.{fullname.split()[0]}"
         owner, _, name = fullname.rpartition(".")
-        if name in _RESULTS and (owner == QUERY or self._is_a(owner, MODEL)):
+        if name in _RESULTS and self._defined_by(owner, name) in (MODEL, QUERY):
             return partial(_orm_call, name, self._page_class())
-        if name in _DATABASE_CALLS and self._is_a(owner, DATABASE):
+        if name in _DATABASE_CALLS and self._defined_by(owner, name) == DATABASE:
             return _database_call
         return None
 
@@ -95,14 +95,18 @@ class DuoOrmPlugin(Plugin):
         symbol = self.lookup_fully_qualified(PAGE)
         return symbol.node if symbol is not None and isinstance(symbol.node, TypeInfo) else None
 
-    def _is_a(self, fullname: str, base: str) -> bool:
-        """Whether the class ``fullname`` is ``base``, a subclass, or a declared ``db``."""
-        symbol = self.lookup_fully_qualified(fullname)
+    def _defined_by(self, owner: str, name: str) -> str | None:
+        """The class whose ``name`` a call on ``owner`` runs (a method a model overrides
+        keeps its own annotation); for a declared ``db``, its metaclass's."""
+        symbol = self.lookup_fully_qualified(owner)
         info = symbol.node if symbol is not None else None
         if not isinstance(info, TypeInfo):
-            return False
+            return None
         metaclass = info.metaclass_type
-        return info.has_base(base) or (metaclass is not None and metaclass.type.has_base(base))
+        if metaclass is not None and metaclass.type.has_base(DATABASE):
+            info = metaclass.type
+        defining = info.get_containing_type_info(name)
+        return defining.fullname if defining is not None else None
 
 
 def _orm_call(name: str, page: TypeInfo | None, ctx: MethodContext) -> Type:
