@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -144,8 +145,10 @@ def compare(checker: str, wanted: Findings, found: Findings) -> list[str]:
 
 def main() -> int:
     wanted = expected(sorted(SAMPLE.glob("*.py")))
-    problems = compare("mypy", wanted["mypy"], run_mypy())
-    problems += compare("pyright", wanted["pyright"], run_pyright())
+    with ThreadPoolExecutor(2) as pool:  # one process each, side by side
+        mypy, pyright = pool.submit(run_mypy), pool.submit(run_pyright)
+        problems = compare("mypy", wanted["mypy"], mypy.result())
+        problems += compare("pyright", wanted["pyright"], pyright.result())
     for problem in problems:
         print(problem)
     checked = sum(len(findings) for findings in wanted["mypy"].values())
