@@ -79,7 +79,11 @@ class DuoOrmPlugin(Plugin):
     def get_dynamic_class_hook(
         self, fullname: str
     ) -> Callable[[DynamicClassDefContext], None] | None:
-        return _declare_database if fullname == DATABASE else None
+        symbol = self.lookup_fully_qualified(fullname)  # Database, or a subclass of it
+        info = symbol.node if symbol is not None else None
+        if isinstance(info, TypeInfo) and info.has_base(DATABASE):
+            return partial(_declare_database, info)
+        return None
 
     def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
         if fullname.endswith(" of Database"):  # through a declared db's metaclass
@@ -178,21 +182,21 @@ def _flag(ctx: MethodContext, name: str) -> bool | None:
     return False
 
 
-def _declare_database(ctx: DynamicClassDefContext) -> None:
+def _declare_database(database: TypeInfo, ctx: DynamicClassDefContext) -> None:
     """``db = Database(...)`` at module level: ``db`` becomes a class whose metaclass is
-    ``Database`` and whose ``Model`` is ``DeclarativeModel``. ``db.transaction()`` and
-    every other member still resolve on ``Database`` (through the metaclass), and ``db``
-    is accepted wherever a ``Database`` is."""
+    ``Database`` (or the subclass called) and whose ``Model`` is ``DeclarativeModel``.
+
+    ``db.transaction()`` and every other member still resolve on ``Database`` (through
+    the metaclass), and ``db`` is accepted wherever a ``Database`` is.
+    """
     api = ctx.api
     assert isinstance(api, SemanticAnalyzer)
     if api.is_func_scope() or api.type is not None:  # a local or a class attribute
         return
-    database = api.lookup_fully_qualified_or_none(DATABASE)
     base = api.lookup_fully_qualified_or_none(DECLARATIVE_MODEL)
-    if database is None or base is None:
+    if base is None or not isinstance(base.node, TypeInfo):
         api.defer()
         return
-    assert isinstance(database.node, TypeInfo) and isinstance(base.node, TypeInfo)
     defn = ClassDef(ctx.name, Block([]))
     defn.fullname = api.qualified_name(ctx.name)
     info = TypeInfo(SymbolTable(), defn, api.cur_mod_id)
@@ -200,7 +204,7 @@ def _declare_database(ctx: DynamicClassDefContext) -> None:
     obj = api.named_type("builtins.object")
     info.bases = [obj]
     info.mro = [info, obj.type]
-    info.metaclass_type = Instance(database.node, [])
+    info.metaclass_type = Instance(database, [])
     info.names["Model"] = SymbolTableNode(MDEF, base.node, plugin_generated=True)
     api.globals[ctx.name] = SymbolTableNode(GDEF, info, plugin_generated=True)
 

@@ -4,8 +4,8 @@ from typing import reveal_type
 
 from duo_orm import Database, Page, Query
 
-from .database import db
-from .models import Post, User
+from .database import audit_db, db
+from .models import AuditEntry, Post, User
 from .schemas import UserCreate, UserRead, UserUpdate
 
 
@@ -94,6 +94,12 @@ def local_database() -> None:
     local = Database("sqlite://")  # a local stays a plain Database: same calls, same types
     reveal_type(local)  # both: Database
     reveal_type(local.create_all())  # mypy: None; pyright: Any
+
+
+def database_subclass() -> None:
+    reveal_type(audit_db.retention_days())  # both: int
+    reveal_type(audit_db.create_all())  # mypy: None; pyright: Any
+    reveal_type(AuditEntry.get(1))  # mypy: AuditEntry | None; pyright: Any
 
 
 def pages(page: Page[User]) -> list[str]:

@@ -12,7 +12,7 @@ from duo_orm import (
     relationship,
 )
 
-from .database import db
+from .database import audit_db, db
 
 
 class User(db.Model):
@@ -38,3 +38,10 @@ class Post(db.Model):
     title: Mapped[str]
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     author: Mapped[User] = relationship(back_populates="posts")
+
+
+class AuditEntry(audit_db.Model):
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str]
