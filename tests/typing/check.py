@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import FunctionType
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -143,12 +144,40 @@ def compare(checker: str, wanted: Findings, found: Findings) -> list[str]:
     return problems
 
 
+def public_calls() -> dict[str, list[str]]:
+    """The methods and properties of ``Database``, ``Model`` and ``Query`` users call."""
+    from duo_orm import Database, Model, Query
+
+    calls = {}
+    for cls in (Database, Model, Query):
+        calls[cls.__name__] = [
+            name
+            for name, value in vars(cls).items()
+            if not name.startswith("_")
+            and isinstance(value, (property, classmethod, staticmethod, FunctionType))
+        ]
+    return calls
+
+
+def unsampled(files: Iterable[Path]) -> list[str]:
+    """Public calls no line of the sample makes: the sample must keep up with the API."""
+    text = "\n".join(path.read_text() for path in files)
+    return [
+        f"{owner}.{name} is not used in tests/typing/sample"
+        for owner, names in public_calls().items()
+        for name in names
+        if not re.search(rf"\.{name}\b|\bdef {name}\(", text)
+    ]
+
+
 def main() -> int:
-    wanted = expected(sorted(SAMPLE.glob("*.py")))
+    files = sorted(SAMPLE.glob("*.py"))
+    wanted = expected(files)
     with ThreadPoolExecutor(2) as pool:  # one process each, side by side
         mypy, pyright = pool.submit(run_mypy), pool.submit(run_pyright)
         problems = compare("mypy", wanted["mypy"], mypy.result())
         problems += compare("pyright", wanted["pyright"], pyright.result())
+    problems += unsampled(files)
     for problem in problems:
         print(problem)
     checked = sum(len(findings) for findings in wanted["mypy"].values())

@@ -64,6 +64,7 @@ async def database_calls() -> None:
     async with db.standalone_session() as raw:
         reveal_type(raw)  # both: AsyncSession
     reveal_type(db.async_engine)  # both: AsyncEngine
+    reveal_type(db.async_session_factory)  # both: async_sessionmaker[AsyncSession]
     await db.drop_all()
     await db.disconnect()
 

@@ -82,6 +82,9 @@ def database_calls() -> None:
         User.create(email="e@x.io", name="E")
     with db.standalone_session() as raw:
         reveal_type(raw)  # both: Session
+    with db.sync_standalone_session() as plain:
+        reveal_type(plain)  # both: Session
+    reveal_type(db.sync_session_factory)  # both: sessionmaker[Session]
     reveal_type(db.in_transaction)  # both: bool
     reveal_type(db.sync_engine)  # both: Engine
     reveal_type(db.metadata)  # both: MetaData
