@@ -80,7 +80,7 @@ class Database:
         # set while a test runs isolated (duo_orm_pytest): every session joins it
         self._isolation: Isolation | None = None
         self.Model: type[DeclarativeModel] = _model_base(self, naming_convention)
-        self.metadata: MetaData = cast(Any, self.Model).metadata
+        self.metadata: MetaData = self.Model.metadata
 
     def __repr__(self) -> str:
         return f"Database({self.sync_url.render_as_string(hide_password=True)!r})"

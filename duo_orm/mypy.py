@@ -38,6 +38,7 @@ from mypy.types import (
     CallableType,
     Instance,
     NoneType,
+    ProperType,
     Type,
     TypeOfAny,
     TypeType,
@@ -132,17 +133,14 @@ def _database_call(ctx: MethodContext) -> Type:
 
 def _model_of(receiver: Type) -> Instance | None:
     """The model of a call: ``User`` for ``User.get``, ``user.save``, ``Query[User].all``."""
-    receiver = get_proper_type(receiver)
-    if isinstance(receiver, CallableType) and receiver.is_type_obj():
-        receiver = get_proper_type(receiver.ret_type)
-    elif isinstance(receiver, TypeType):
-        receiver = receiver.item
-    if not isinstance(receiver, Instance):
-        return None
-    if receiver.type.fullname == QUERY:
-        model = get_proper_type(receiver.args[0]) if receiver.args else None
-        return model if isinstance(model, Instance) else None
-    return receiver
+    found: ProperType | None = get_proper_type(receiver)
+    if isinstance(found, CallableType) and found.is_type_obj():
+        found = get_proper_type(found.ret_type)
+    elif isinstance(found, TypeType):
+        found = found.item
+    if isinstance(found, Instance) and found.type.fullname == QUERY:
+        found = get_proper_type(found.args[0]) if found.args else None
+    return found if isinstance(found, Instance) else None
 
 
 def _result(ctx: MethodContext, name: str, model: Instance, page: TypeInfo | None) -> Type:
@@ -169,17 +167,17 @@ def _result(ctx: MethodContext, name: str, model: Instance, page: TypeInfo | Non
 
 
 def _flag(ctx: MethodContext, name: str) -> bool | None:
-    """The value of a ``True``/``False`` keyword argument (``None``: not a literal)."""
-    for names, args in zip(ctx.arg_names, ctx.args, strict=True):
-        for arg_name, arg in zip(names, args, strict=True):
-            if arg_name == name:
-                if isinstance(arg, NameExpr) and arg.fullname in (
-                    "builtins.True",
-                    "builtins.False",
-                ):
-                    return arg.fullname == "builtins.True"
-                return None
-    return False
+    """The value given for a ``bool`` parameter that defaults to ``False``, by keyword or
+    position (``None``: not a literal ``True``/``False``)."""
+    if name not in ctx.callee_arg_names:
+        return None
+    given = ctx.args[ctx.callee_arg_names.index(name)]
+    if not given:
+        return False
+    value = given[0]
+    if isinstance(value, NameExpr) and value.fullname in ("builtins.True", "builtins.False"):
+        return value.fullname == "builtins.True"
+    return None
 
 
 def _declare_database(database: TypeInfo, ctx: DynamicClassDefContext) -> None:

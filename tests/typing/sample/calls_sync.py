@@ -35,6 +35,7 @@ def class_calls() -> None:
     reveal_type(User.page(1, 20))  # mypy: Page[User]; pyright: Any
     reveal_type(User.iterate())  # mypy: Iterator[User]; pyright: Any
     reveal_type(User.iterate(batch=True))  # mypy: Iterator[list[User]]; pyright: Any
+    reveal_type(User.iterate(100, True))  # mypy: Iterator[list[User]]; pyright: Any
     reveal_type(User.update_bulk({"active": False}, require_filter=False))  # mypy: int; pyright: Any
     reveal_type(User.delete_bulk(require_filter=False))  # mypy: int; pyright: Any
 
@@ -72,6 +73,7 @@ def instance_calls(user: User) -> None:
     reveal_type(user.apply_schema({"name": "C"}))  # both: User
     reveal_type(user.to_schema(UserRead))  # both: UserRead
     reveal_type(user.to_dict())  # both: dict[str, Any]
+    reveal_type(user.rename("D"))  # both: User
 
 
 def database_calls() -> None:
