@@ -178,10 +178,12 @@ def main() -> int:
         problems = compare("mypy", wanted["mypy"], mypy.result())
         problems += compare("pyright", wanted["pyright"], pyright.result())
     problems += unsampled(files)
-    for problem in problems:
-        print(problem)
     checked = sum(len(findings) for findings in wanted["mypy"].values())
     checked += sum(len(findings) for findings in wanted["pyright"].values())
+    if not checked:
+        problems.append("no expectations found in tests/typing/sample: is the parser broken?")
+    for problem in problems:
+        print(problem)
     if problems:
         print(f"typing sample: {len(problems)} mismatch(es)")
         return 1

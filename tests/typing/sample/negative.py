@@ -1,5 +1,5 @@
-"""Mistakes a checker should find. Lines without a marker must stay silent: they are
-mistakes neither checker can see, listed so docs/typing.md can say so."""
+"""Mistakes, each marked with the checkers that report it. The unmarked ones are
+mistakes neither checker can see, kept here so docs/typing.md can say so."""
 
 from .database import db
 from .models import User
