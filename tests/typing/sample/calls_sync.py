@@ -21,6 +21,7 @@ def columns() -> None:
 def class_calls() -> None:
     reveal_type(User.create(email="a@x.io", name="A"))  # mypy: User; pyright: Any
     reveal_type(User.create(UserCreate(email="a@x.io", name="A")))  # mypy: User; pyright: Any
+    reveal_type(User.create(User(email="i@x.io", name="I")))  # mypy: User; pyright: Any
     reveal_type(User.create_bulk([{"email": "b@x.io", "name": "B"}]))  # mypy: int; pyright: Any
     reveal_type(User.create_bulk([{"email": "c@x.io", "name": "C"}], return_models=True))  # mypy: list[User]; pyright: Any
     reveal_type(User.from_schema({"email": "d@x.io", "name": "D"}))  # both: User

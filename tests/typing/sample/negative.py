@@ -2,7 +2,7 @@
 mistakes neither checker can see, kept here so docs/typing.md can say so."""
 
 from .database import db
-from .models import User
+from .models import Post, User
 from .schemas import UserCreate
 
 
@@ -11,6 +11,7 @@ def sync_mistakes() -> None:
     user.nmae  # error: mypy[attr-defined] pyright[reportAttributeAccessIssue] pyright[reportUnknownMemberType]
     User.where(User.nmae == "x")  # error: mypy[attr-defined] pyright[reportAttributeAccessIssue] pyright[reportUnknownMemberType]
     User.create(42)  # error: mypy[arg-type] pyright[reportArgumentType]
+    User.create(Post(title="x"))  # error: mypy[arg-type] pyright[reportArgumentType]
     User.create_bulk(42)  # error: mypy[arg-type] pyright[reportArgumentType]
     UserCreate(email=1, name="x")  # error: mypy[arg-type] pyright[reportArgumentType]
     User.get(1).name  # error: mypy[union-attr]
