@@ -191,9 +191,13 @@ def _declare_database(database: TypeInfo, ctx: DynamicClassDefContext) -> None:
     assert isinstance(api, SemanticAnalyzer)
     if api.is_func_scope() or api.type is not None:  # a local or a class attribute
         return
+    declared = api.globals.get(ctx.name)
+    if declared is not None and isinstance(declared.node, TypeInfo):  # a pass before did it
+        return
     base = api.lookup_fully_qualified_or_none(DECLARATIVE_MODEL)
     if base is None or not isinstance(base.node, TypeInfo):
-        api.defer()
+        if not api.final_iteration:
+            api.defer()
         return
     defn = ClassDef(ctx.name, Block([]))
     defn.fullname = api.qualified_name(ctx.name)
