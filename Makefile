@@ -7,7 +7,7 @@ FRAMEWORK ?= fastapi
 # the extras the test suite exercises; the tools come from pyproject.toml's [dependency-groups]
 EXTRAS := fastapi,starlette,litestar,postgresql
 
-.PHONY: setup demo serve test floors bench fuzz postgres lint types docs clean
+.PHONY: setup demo serve test floors bench fuzz postgres lint types typing docs clean
 
 # pip >= 25.1 is the first to install dependency groups (--group)
 $(BIN)/.installed: pyproject.toml
@@ -32,10 +32,13 @@ lint: setup
 types: setup
 	$(BIN)/mypy
 
+typing: setup  ## the typed sample project (tests/typing) under mypy with duo_orm.mypy, and pyright
+	$(BIN)/python -m tests.typing.check
+
 postgres:  ## install the PostgreSQL server binaries the tests start (if missing)
 	tests/ensure_postgres.sh
 
-test: lint types docs postgres  ## lint, types, the docs site, the whole suite (and the docs' examples) on SQLite and PostgreSQL, then floors
+test: lint types typing docs postgres  ## lint, types, the typed sample, the whole suite (and the docs' examples) on SQLite and PostgreSQL, then floors
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory floors
 

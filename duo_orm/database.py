@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.engine import URL
@@ -30,6 +30,11 @@ from .naming import NAMING_CONVENTION
 from .session import DuoSession
 from .transaction import TransactionBlock
 from .urls import check_dialect, derive_urls
+
+if TYPE_CHECKING:
+
+    class DeclarativeModel(Model, DeclarativeBase):
+        """What ``db.Model`` is to a type checker: duo-orm's calls on a declarative base."""
 
 
 class Database:
@@ -74,8 +79,8 @@ class Database:
         )
         # set while a test runs isolated (duo_orm_pytest): every session joins it
         self._isolation: Isolation | None = None
-        self.Model: type[Model] = _model_base(self, naming_convention)
-        self.metadata: MetaData = cast(Any, self.Model).metadata
+        self.Model: type[DeclarativeModel] = _model_base(self, naming_convention)
+        self.metadata: MetaData = self.Model.metadata
 
     def __repr__(self) -> str:
         return f"Database({self.sync_url.render_as_string(hide_password=True)!r})"
@@ -418,7 +423,9 @@ class StandaloneSession:
         await self._async.close()
 
 
-def _model_base(db: Database, naming_convention: Mapping[str, Any] | None) -> type[Model]:
+def _model_base(
+    db: Database, naming_convention: Mapping[str, Any] | None
+) -> type[DeclarativeModel]:
     metadata = MetaData(naming_convention=dict(naming_convention or {}) or None)
     base = type(
         "Model",
@@ -426,4 +433,4 @@ def _model_base(db: Database, naming_convention: Mapping[str, Any] | None) -> ty
         # _db: duo-orm 0.1's name for the model's Database (``Order._db.transaction()``)
         {"__module__": __name__, "metadata": metadata, "__duo_database__": db, "_db": db},
     )
-    return cast(type[Model], base)
+    return cast("type[DeclarativeModel]", base)

@@ -13,7 +13,7 @@ from duo_orm.web.openapi import documents_errors
 from duo_orm.web.routes import statement_mode
 
 with framework_extra("fastapi", "fastapi", "starlette"):  # FastAPI brings Starlette
-    from .dependencies import unit_of_work, unit_of_work_for
+    from .dependencies import RequestSession, unit_of_work, unit_of_work_for
     from .errors import error_responses, install_error_handlers
     from .integration import DuoORM, duo_lifespan
     from .listing import list_params
@@ -23,6 +23,7 @@ __all__ = [
     "ListParams",
     "Listing",
     "Page",
+    "RequestSession",
     "documents_errors",
     "duo_lifespan",
     "error_responses",

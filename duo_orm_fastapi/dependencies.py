@@ -8,8 +8,9 @@ opens the transaction explicitly.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from duo_orm import Database
@@ -24,6 +25,10 @@ async def unit_of_work(request: Request) -> AsyncSession:
     and rolls back otherwise. The session is returned for the rare raw statement.
     """
     return await _session(request, None)
+
+
+RequestSession = Annotated[AsyncSession, Depends(unit_of_work)]
+"""A handler parameter typed ``AsyncSession``: the request transaction's session."""
 
 
 async def _session(request: Request, db: Database | None) -> AsyncSession:

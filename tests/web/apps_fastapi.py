@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, BackgroundTasks, FastAPI, HTTPException
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from duo_orm_fastapi import DuoORM, unit_of_work
+from duo_orm_fastapi import DuoORM, RequestSession
 
 from .scenario import (
     SORTABLE,
@@ -22,8 +21,6 @@ from .scenario import (
     record_commit,
     record_commit_sync,
 )
-
-RequestSession = Annotated[AsyncSession, Depends(unit_of_work)]
 
 
 class ItemIn(BaseModel):
