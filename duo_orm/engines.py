@@ -42,6 +42,9 @@ SQLITE_PRAGMAS_OPTION = "sqlite_pragmas"
 # after reading (a deferred reader cannot wait for the lock); "deferred" is SQLite's own.
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 SQLITE_BEGIN_MODES = ("immediate", "deferred")
+# Whether this process's BEGIN IMMEDIATEs queue for their turn (``_writer_queue``)
+# before meeting SQLite's busy handler; False leaves the waiting to SQLite alone.
+SQLITE_QUEUE_OPTION = "sqlite_queue_writers"
 
 # A pool that keeps enough connections for one web worker's concurrent requests:
 # SQLAlchemy's own (5 kept, 10 overflow closed on return) opens and closes a
@@ -216,7 +219,9 @@ class Engines:
         database = self.urls.sync.database or ""
         return writer_queue(database if self.urls.is_memory else os.path.realpath(database))
 
-    def _turns(self, engine: Engine, on_loop: bool) -> WriterTurns:
+    def _turns(self, engine: Engine, on_loop: bool) -> WriterTurns | None:
+        if not self._options.get(SQLITE_QUEUE_OPTION, True):
+            return None
         timeout = self._options.get("connect_args", {}).get("timeout")
         timeout = DEFAULT_SQLITE_BUSY_TIMEOUT if timeout is None else float(timeout)
         return WriterTurns(engine, self.writer_queue(), timeout, on_loop)
@@ -225,6 +230,7 @@ class Engines:
         options = dict(self._options if options is None else options)
         options.pop(SQLITE_PRAGMAS_OPTION, None)
         options.pop(SQLITE_BEGIN_OPTION, None)
+        options.pop(SQLITE_QUEUE_OPTION, None)
         options.setdefault("echo", self._echo)
         options.setdefault("hide_parameters", True)  # no personal data in logs or errors
         connect_timeout = options.pop(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT)

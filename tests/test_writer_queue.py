@@ -193,3 +193,13 @@ def test_a_timed_out_wait_leaves_the_queue() -> None:
     assert len(queue._waiting) == 0
     queue.release()
     assert not queue._held
+
+
+def test_the_queue_can_be_turned_off(tmp_path: Path) -> None:
+    """``sqlite_queue_writers=False``: writers meet SQLite's busy handler directly."""
+    db = Database(
+        f"sqlite:///{tmp_path / 'off.db'}", engine_options={"sqlite_queue_writers": False}
+    )
+    with tables(db, define_models) as m, m.db.transaction():
+        m.User.create(email="holder@x.io", name="holder")
+        assert not queue_of(m.db)._held
