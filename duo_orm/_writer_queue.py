@@ -40,12 +40,23 @@ class _Waiter:
         if self.event is not None:
             self.event.set()
             return True
-        assert self.loop is not None and self.future is not None
+        loop, future = self.loop, self.future
+        assert loop is not None and future is not None
         try:
-            self.loop.call_soon_threadsafe(_resolve, self.future)
+            if loop is _running_loop():  # no need to wake the loop through its pipe
+                loop.call_soon(_resolve, future)
+            else:
+                loop.call_soon_threadsafe(_resolve, future)
         except RuntimeError:  # its event loop has closed
             return False
         return True
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
