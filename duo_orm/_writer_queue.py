@@ -172,7 +172,12 @@ class WriterTurns:
             locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
             locked.sqlite_errorname = "SQLITE_BUSY"
             raise OperationalError(sql, None, locked)
-        connection.info[_TURN] = True
+        # Handed on at COMMIT/ROLLBACK, or, should the connection be abandoned in its
+        # transaction (a task on a loop that has closed), once its checkout is garbage:
+        # SQLite lets its own lock go then too.
+        turn = weakref.finalize(connection.connection, self.queue.release)
+        turn.atexit = False
+        connection.info[_TURN] = turn
         try:
             connection.exec_driver_sql(sql)
         except BaseException:
@@ -197,5 +202,6 @@ class WriterTurns:
             self._hand_on(record.info)
 
     def _hand_on(self, info: dict[Any, Any]) -> None:
-        if info.pop(_TURN, False):
-            self.queue.release()
+        turn = info.pop(_TURN, None)
+        if turn is not None:
+            turn()  # releases once, whoever calls first
