@@ -366,10 +366,18 @@ class Database:
             return None if overflow < 0 else pool.size() + overflow
         return None
 
-    def _current_frame(self) -> Frame | None:
+    def _current_frame(self, access: Access | None = None) -> Frame | None:
+        """The active transaction's frame, or ``None`` for statement mode.
+
+        ``access`` is that of the ORM call asking (``None``: not an ORM call).
+        A request's read before anything has begun its transaction runs on its
+        own (one autocommit statement, no BEGIN); its first write begins it.
+        """
         frame = self._ambient.get()
         if isinstance(frame, DeferredFrame):
-            frame = frame.resolve()
+            if frame.frame is None and access is not None and access != "write":
+                return None
+            frame = frame.resolve(write=access == "write")
         return frame if frame is not None and frame.active else None
 
     def _new_sync_session(self, access: Access = "write") -> Session:

@@ -98,7 +98,7 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
 
 
 def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
-    frame = db._current_frame()
+    frame = db._current_frame(access)
     isolation = db._isolation
     if frame is None and isinstance(isolation, AsyncIsolation):
         # A worker thread of an async test: its connection lives on the test's loop.
@@ -143,7 +143,7 @@ def _one_thread_hop(db: Database) -> bool:
 
 
 async def run_async(db: Database, op: Operation[T], access: Access = "write") -> T:
-    frame = db._current_frame()
+    frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
         result, callbacks = await anyio.to_thread.run_sync(_statement_call, db, op, access)
         if callbacks:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sqlite3
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from ._writer_queue import WriterQueue, WriterTurns, writer_queue
 from .exceptions import ConfigurationError
 from .urls import DerivedURLs, install_hint
 
@@ -40,6 +42,9 @@ SQLITE_PRAGMAS_OPTION = "sqlite_pragmas"
 # after reading (a deferred reader cannot wait for the lock); "deferred" is SQLite's own.
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 SQLITE_BEGIN_MODES = ("immediate", "deferred")
+# Whether this process's BEGIN IMMEDIATEs queue for their turn (``_writer_queue``)
+# before meeting SQLite's busy handler; False leaves the waiting to SQLite alone.
+SQLITE_QUEUE_OPTION = "sqlite_queue_writers"
 
 # A pool that keeps enough connections for one web worker's concurrent requests:
 # SQLAlchemy's own (5 kept, 10 overflow closed on return) opens and closes a
@@ -120,7 +125,7 @@ class Engines:
             self._keep_memory_alive()
             engine = self._sync = self._build(create_engine, self.urls.sync)
             if self.is_sqlite:
-                self._make_strict(engine, self._sqlite_begin)
+                self._make_strict(engine, self._sqlite_begin, self._turns(engine, on_loop=False))
         if access == "write":
             return engine
         variant = self._sync_variants.get(access)
@@ -185,7 +190,8 @@ class Engines:
             self._keep_memory_alive()
             engine = self._build(create_async_engine, self.urls.async_)
             if self.is_sqlite:
-                self._make_strict(engine.sync_engine, self._sqlite_begin)
+                sync = engine.sync_engine
+                self._make_strict(sync, self._sqlite_begin, self._turns(sync, on_loop=True))
             self._async, self._async_loop = engine, loop
         if access == "write":
             return engine
@@ -204,13 +210,27 @@ class Engines:
         # in autocommit: one round trip instead of BEGIN, the statement and COMMIT.
         return {"isolation_level": "AUTOCOMMIT"} if access == "single_read" else {}
 
-    def _make_strict(self, engine: Engine, begin: str) -> None:
-        _make_sqlite_strict(engine, begin, self._sqlite_pragmas)
+    def _make_strict(self, engine: Engine, begin: str, turns: WriterTurns | None = None) -> None:
+        _make_sqlite_strict(engine, begin, self._sqlite_pragmas, turns)
+
+    def writer_queue(self) -> WriterQueue:
+        """The in-process queue of this SQLite database's writers (see ``_writer_queue``),
+        shared by every engine of this process on the same file."""
+        database = self.urls.sync.database or ""
+        return writer_queue(database if self.urls.is_memory else os.path.realpath(database))
+
+    def _turns(self, engine: Engine, on_loop: bool) -> WriterTurns | None:
+        if not self._options.get(SQLITE_QUEUE_OPTION, True):
+            return None
+        timeout = self._options.get("connect_args", {}).get("timeout")
+        timeout = DEFAULT_SQLITE_BUSY_TIMEOUT if timeout is None else float(timeout)
+        return WriterTurns(engine, self.writer_queue(), timeout, on_loop)
 
     def _build(self, factory: Any, url: Any, options: dict[str, Any] | None = None) -> Any:
         options = dict(self._options if options is None else options)
         options.pop(SQLITE_PRAGMAS_OPTION, None)
         options.pop(SQLITE_BEGIN_OPTION, None)
+        options.pop(SQLITE_QUEUE_OPTION, None)
         options.setdefault("echo", self._echo)
         options.setdefault("hide_parameters", True)  # no personal data in logs or errors
         connect_timeout = options.pop(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT)
@@ -325,9 +345,12 @@ def _sqlite_settings(options: dict[str, Any], urls: DerivedURLs) -> tuple[dict[s
     return {k: str(v) for k, v in pragmas.items() if v is not None}, begin
 
 
-def _make_sqlite_strict(engine: Engine, begin: str, pragmas: dict[str, str]) -> None:
+def _make_sqlite_strict(
+    engine: Engine, begin: str, pragmas: dict[str, str], turns: WriterTurns | None = None
+) -> None:
     """Foreign keys on, the production PRAGMAs, and real BEGIN/SAVEPOINT control
-    (pysqlite's own is broken): ``begin`` for transactions that may write."""
+    (pysqlite's own is broken): ``begin`` for transactions that may write, each
+    waiting for its turn among this process's writers first when ``turns`` is given."""
     statements = ["PRAGMA foreign_keys=ON", *(f"PRAGMA {k}={v}" for k, v in pragmas.items())]
 
     @event.listens_for(engine, "connect")
@@ -341,7 +364,11 @@ def _make_sqlite_strict(engine: Engine, begin: str, pragmas: dict[str, str]) -> 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         sql = _BEGIN_SQL[connection.get_execution_options().get(_BEGIN, begin)]
-        if sql is not None:  # "none": a lone read, committed by SQLite on its own
+        if sql is None:  # "none": a lone read, committed by SQLite on its own
+            return
+        if turns is not None and sql == "BEGIN IMMEDIATE":
+            turns.begin(connection, sql)
+        else:
             connection.exec_driver_sql(sql)
 
     @event.listens_for(engine.pool, "checkin")

@@ -77,14 +77,16 @@ class DeferredFrame:
 
     A web adapter gives every request one of these instead of a frame, so a
     request that never touches the database creates no session at all. The
-    first ORM call (from any task or worker thread of the request, since they
-    all share this object) opens the real frame.
+    first ORM call that needs the transaction (from any task or worker thread of
+    the request, since they all share this object) opens the real frame: a write,
+    an explicit ``db.transaction()``, the raw session. Reads before that run on
+    their own, in statement mode, and open nothing.
     """
 
     __slots__ = ("_calls", "_lock", "_open_frame", "closed", "declined", "frame")
 
-    def __init__(self, open_frame: Callable[[], Frame | None]) -> None:
-        self._open_frame: Callable[[], Frame | None] | None = open_frame
+    def __init__(self, open_frame: Callable[[bool], Frame | None]) -> None:
+        self._open_frame: Callable[[bool], Frame | None] | None = open_frame
         self._lock = threading.Lock()
         self.frame: Frame | None = None
         self.closed = False
@@ -111,13 +113,14 @@ class DeferredFrame:
             # reference counting free the request at once instead of the cycle GC.
             self._open_frame = None
 
-    def resolve(self) -> Frame | None:
-        """The real frame, opened now if needed; ``None`` if the opener declines
-        (a route that opted out of the request transaction runs in statement mode)."""
+    def resolve(self, write: bool = False) -> Frame | None:
+        """The real frame, opened now if needed (``write``: for a write, which takes
+        the write lock at BEGIN); ``None`` if the opener declines (a route that
+        opted out of the request transaction runs in statement mode)."""
         if self.frame is None and not (self.closed or self.declined):
             with self._lock:
                 if self.frame is None and self._open_frame is not None:
-                    self.frame = self._open_frame()
+                    self.frame = self._open_frame(write)
                     if self.frame is None:
                         # still open for the request's bookkeeping (calls never awaited)
                         self.declined = True

@@ -1,8 +1,9 @@
 """One HTTP request's unit of work, shared by every adapter.
 
 The middleware gives each request a ``RequestState`` in its ASGI scope and, per
-database, a deferred transaction (:func:`defer_unit`) that opens at the first ORM
-call, from whichever task or worker thread makes it. :func:`open_unit` hands a
+database, a deferred transaction (:func:`defer_unit`) that begins at the first ORM
+write (or explicit ``db.transaction()``), from whichever task or worker thread makes
+it; reads before that run as lone statements. :func:`open_unit` hands a
 handler the session for raw statements (opening one explicitly on an excluded
 route). Just before the response starts the middleware calls
 :meth:`RequestState.finish` with its status: below 400 commits, anything else rolls
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 
 SCOPE_KEY = "duo_orm"
 
-# Requests expected to only read: their transaction begins without taking a write
-# lock (SQLite's deferred BEGIN), so they run beside each other and beside a writer.
+# Requests expected to only read: a transaction that something other than a write
+# begins (an explicit db.transaction(), the raw session) takes no write lock at BEGIN
+# (SQLite's deferred BEGIN), so they run beside each other and beside a writer.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 logger = logging.getLogger("duo_orm.web")
@@ -237,19 +239,24 @@ class _FrameOpener:
     def __init__(self, state: RequestState, db: Database, loop: asyncio.AbstractEventLoop):
         self.state, self.db, self.loop = state, db, loop
 
-    def __call__(self) -> Frame | None:
-        if self.state.opted_out():
+    def __call__(self, write: bool) -> Frame | None:
+        state = self.state
+        if state.opted_out():
             return None  # statement mode for this route
+        # Begun by a write: take SQLite's write lock at BEGIN, whatever the method.
+        access: Access = "write" if write and not state.read_only else state.access
         if dispatch.event_loop_running():
-            session = self.db._new_async_session(self.state.access)
+            session = self.db._new_async_session(access)
         else:  # first used from a worker thread (a sync handler)
-            session = asyncio.run_coroutine_threadsafe(self._new_session(), self.loop).result()
+            session = asyncio.run_coroutine_threadsafe(
+                self._new_session(access), self.loop
+            ).result()
         frame = Frame(session, loop=self.loop)
         self.state.units.append(Unit(self.db, TransactionBlock.around(self.db, frame), session))
         return frame
 
-    async def _new_session(self) -> AsyncSession:  # the async engine belongs to the loop
-        return self.db._new_async_session(self.state.access)
+    async def _new_session(self, access: Access) -> AsyncSession:  # the loop's engine
+        return self.db._new_async_session(access)
 
 
 _gates: weakref.WeakKeyDictionary[Database, tuple[asyncio.AbstractEventLoop, anyio.Semaphore]]

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from duo_orm import Database
 
@@ -72,7 +71,11 @@ async def test_an_exhausted_pool_is_503_once_the_checkout_timeout_passes(
         engine_options={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.1},
     )
     async with serving(db, framework, "async") as client:
-        async with db.standalone_session() as session:  # holds the pool's one connection
-            await session.execute(text("SELECT 1"))
-            assert_busy(await client.get("/items"))
+        # Hold each pool's one connection: on SQLite a request's reads before its first
+        # write run on the sync engine in a worker thread, its transaction on the async one.
+        async with db.async_engine.connect():
+            with db.sync_engine.connect():
+                assert_busy(await client.get("/items"))
+                assert_busy(await client.post("/items", json={"name": "blocked"}))
         assert (await client.get("/items")).status_code == 200
+        assert (await client.post("/items", json={"name": "after"})).status_code == 201
