@@ -50,6 +50,12 @@ from .types import (
     text,
 )
 
+# isort: split
+# -- duo-orm 0.1's query names (docs/upstream.md: Queries) --------------------
+from .documents import array, json
+from .query import Query as QueryBuilder
+from .relations import path
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -99,4 +105,9 @@ __all__ = [
     "relationship",
     "select",
     "text",
+    # duo-orm 0.1's query names
+    "QueryBuilder",
+    "array",
+    "json",
+    "path",
 ]
