@@ -301,27 +301,46 @@ class Query(Generic[M]):
         with_hooks: bool = False,
         batch_size: int = 200,
         require_filter: bool = True,
+        per_batch_transaction: bool = False,
         **fields: Any,
     ) -> Any:
-        """UPDATE every matching row; returns the row count. All or nothing."""
+        """UPDATE every matching row; returns the row count.
+
+        All or nothing, unless ``per_batch_transaction=True`` lets each batch of a
+        ``with_hooks=True`` walk commit on its own (outside transactions only).
+        """
         self._check_bulk(require_filter, batch_size, "update_bulk")
-        return self._run(
-            bulk.update_operation(
-                self.model, self.conditions, payload, fields, with_hooks, batch_size
-            )
+        work = bulk.update_operation(
+            self.model,
+            self.conditions,
+            payload,
+            fields,
+            with_hooks,
+            batch_size,
+            _flag("per_batch_transaction", per_batch_transaction),
         )
+        return bulk.run(self.model.__duo_database__, work)
 
     def delete_bulk(
-        self, *, with_hooks: bool = False, batch_size: int = 200, require_filter: bool = True
+        self,
+        *,
+        with_hooks: bool = False,
+        batch_size: int = 200,
+        require_filter: bool = True,
+        per_batch_transaction: bool = False,
     ) -> Any:
-        """DELETE every matching row; returns the row count. All or nothing."""
+        """DELETE every matching row; returns the row count (batches as in ``update_bulk``)."""
         self._check_bulk(require_filter, batch_size, "delete_bulk")
-        return self._run(bulk.delete_operation(self.model, self.conditions, with_hooks, batch_size))
+        work = bulk.delete_operation(
+            self.model,
+            self.conditions,
+            with_hooks,
+            batch_size,
+            _flag("per_batch_transaction", per_batch_transaction),
+        )
+        return bulk.run(self.model.__duo_database__, work)
 
     # -- helpers -------------------------------------------------------------
-
-    def _run(self, op: Any) -> Any:
-        return dispatch.run(self.model.__duo_database__, op)
 
     def _read(self, op: Any, statements: int = 1) -> Any:
         """Run a read; one statement on its own needs no transaction (engines.Access).
@@ -407,6 +426,12 @@ class Query(Generic[M]):
             f"order_by() takes field names ('name', '-name') or column expressions, "
             f"not {type(term).__name__}"
         )
+
+
+def _flag(name: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidQueryError(f"{name} must be True or False, not {shown(value, 40)}")
+    return value
 
 
 def _non_negative(name: str, value: int) -> int:
