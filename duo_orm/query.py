@@ -126,7 +126,7 @@ class Query(Generic[M]):
         self,
         target: str | InstrumentedAttribute[Any] | Path,
         *,
-        loader: Loader = "selectin",
+        loader: Loader | None = None,
         where: Any = None,
         aggregate: Aggregate = "exists",
         min_count: int | None = None,
@@ -148,6 +148,8 @@ class Query(Generic[M]):
         (``order_by_count="desc"``, or ``order_by=["-count"]``).
         """
         hops = relations.resolve(self.model, target)
+        if loader is None:  # the path's own, else selectin
+            loader = (target.loader if isinstance(target, Path) else None) or "selectin"
         if loader not in ("selectin", "joined"):
             raise InvalidQueryError(f"loader must be 'selectin' or 'joined', not {loader!r}")
         if aggregate not in ("exists", "count", "all"):

@@ -32,12 +32,18 @@ class Path:
     """Relationships followed one after another; build it with :func:`path`."""
 
     hops: tuple[InstrumentedAttribute[Any], ...]
+    loader: str | None = None
 
 
-def path(*hops: Any) -> Path:
-    """``path(User.posts, Post.comments)``: from users through their posts to the comments."""
+def path(*hops: Any, loader: str | None = None) -> Path:
+    """``path(User.posts, Post.comments)``: from users through their posts to the comments.
+
+    ``loader`` is the loader ``related()`` uses for it when it names none itself.
+    """
     if not hops:
         raise InvalidQueryError("path() needs at least one relationship, such as User.posts")
+    if loader not in (None, "selectin", "joined"):
+        raise InvalidQueryError(f"loader must be 'selectin' or 'joined', not {shown(loader, 40)}")
     checked = tuple(_relationship_attribute(hop, "path()") for hop in hops)
     for before, after in itertools.pairwise(checked):
         target: Mapper[Any] = before.property.mapper
@@ -45,7 +51,7 @@ def path(*hops: Any) -> Path:
             raise InvalidQueryError(
                 f"path(): {after} does not start where {before} ends ({target.class_.__name__})"
             )
-    return Path(checked)
+    return Path(checked, loader)
 
 
 def resolve(model: type, target: Any) -> tuple[InstrumentedAttribute[Any], ...]:

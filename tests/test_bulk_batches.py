@@ -27,32 +27,36 @@ def totals(models: Models) -> list[int]:
 def test_batches_commit_one_by_one_only_when_asked_sync(m: Models) -> None:
     m.Customer.create(id=1, name="ann")
     seed(m)
-    O = m.Order
+    Order = m.Order
     with pytest.raises(ValidationError):
-        O.where(O.total > 0).update_bulk(total=O.total - 3, with_hooks=True, batch_size=2)
+        Order.where(Order.total > 0).update_bulk(
+            total=Order.total - 3, with_hooks=True, batch_size=2
+        )
     assert totals(m) == TOTALS  # the default: all or nothing
     with pytest.raises(ValidationError):
-        O.where(O.total > 0).update_bulk(
-            total=O.total - 3, with_hooks=True, batch_size=2, per_batch_transaction=True
+        Order.where(Order.total > 0).update_bulk(
+            total=Order.total - 3, with_hooks=True, batch_size=2, per_batch_transaction=True
         )
     assert totals(m) == [7, 7, 10, 1, 10]  # the first batch stayed; its failing one did not
-    assert O.where(O.id > 1).delete_bulk(with_hooks=True, batch_size=2, per_batch_transaction=True)
-    assert totals(m) == [7]
+    deleted = Order.where(Order.id > 1).delete_bulk(
+        with_hooks=True, batch_size=2, per_batch_transaction=True
+    )
+    assert deleted == 4 and totals(m) == [7]
     # without hooks there are no batches: one statement, committed once
-    assert O.where(O.id == 1).update_bulk(total=8, per_batch_transaction=True) == 1
+    assert Order.where(Order.id == 1).update_bulk(total=8, per_batch_transaction=True) == 1
 
 
 @pytest.mark.anyio
 async def test_batches_commit_one_by_one_async(am: Models) -> None:
     await am.Customer.create(id=1, name="ann")
     await seed(am)  # type: ignore[misc]
-    O = am.Order
+    Order = am.Order
     with pytest.raises(ValidationError):
-        await O.where(O.total > 0).update_bulk(
-            total=O.total - 3, with_hooks=True, batch_size=2, per_batch_transaction=True
+        await Order.where(Order.total > 0).update_bulk(
+            total=Order.total - 3, with_hooks=True, batch_size=2, per_batch_transaction=True
         )
     assert totals(am) == [7, 7, 10, 1, 10]
-    done = await O.where(O.total > 5).delete_bulk(
+    done = await Order.where(Order.total > 5).delete_bulk(
         with_hooks=True, batch_size=3, per_batch_transaction=True
     )
     assert done == 4 and totals(am) == [1]
@@ -61,10 +65,12 @@ async def test_batches_commit_one_by_one_async(am: Models) -> None:
 def test_batches_cannot_commit_inside_a_transaction(m: Models) -> None:
     m.Customer.create(id=1, name="ann")
     seed(m)
-    O = m.Order
-    with pytest.raises(UnsupportedOperationError, match="inside a transaction"):
-        with m.db.transaction():
-            O.where(O.id > 0).delete_bulk(with_hooks=True, per_batch_transaction=True)
+    Order = m.Order
+    with (
+        pytest.raises(UnsupportedOperationError, match="inside a transaction"),
+        m.db.transaction(),
+    ):
+        Order.where(Order.id > 0).delete_bulk(with_hooks=True, per_batch_transaction=True)
     assert totals(m) == TOTALS
     with pytest.raises(InvalidQueryError, match="True or False"):
-        O.where(O.id > 0).delete_bulk(with_hooks=True, per_batch_transaction="yes")  # type: ignore[arg-type]
+        Order.where(Order.id > 0).delete_bulk(with_hooks=True, per_batch_transaction="yes")  # type: ignore[arg-type]

@@ -143,9 +143,11 @@ async def test_related_where_list_all_having_and_count_order_async(ablog: Blog) 
     assert names(ranked) == ["ann", "ben", "cat", "dan"]
     rising = await A.related(A.posts, aggregate="count", order_by="count").order_by("name").all()
     assert names(rising) == ["dan", "ben", "cat", "ann"]
-    one = await A.related(
-        A.posts, aggregate="count", having=[lambda c: c >= 1, lambda c: c < 2]
-    ).order_by("name").all()
+    one = (
+        await A.related(A.posts, aggregate="count", having=[lambda c: c >= 1, lambda c: c < 2])
+        .order_by("name")
+        .all()
+    )
     assert names(one) == ["ben", "cat"]
 
 
@@ -185,12 +187,16 @@ def test_related_refuses_what_it_cannot_mean() -> None:
         lambda: A.related(A.posts, aggregate="count", having=[P.score > 1]),
         lambda: A.related(A.posts, aggregate="count", having=[lambda c: True]),
         lambda: A.related(path(A.posts, P.comments), loader="joined"),  # rows multiply
+        lambda: path(A.posts, loader="lazy"),
+        lambda: A.related(path(A.posts, P.comments, loader="joined")),  # the path's own
     ]
     for i, mistake in enumerate(mistakes):
         with pytest.raises(InvalidQueryError):
             mistake()
             pytest.fail(f"mistake {i} was accepted")
     assert C.related(path(C.post, P.author), loader="joined") is not None  # no collection
+    # related()'s own loader wins over the path's, as in 0.1
+    assert A.related(path(A.posts, P.comments, loader="joined"), loader="selectin") is not None
 
 
 def test_query_builder_is_the_query_class() -> None:
