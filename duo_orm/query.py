@@ -150,7 +150,7 @@ class Query(Generic[M]):
         hops = relations.resolve(self.model, target)
         if loader is None:  # the path's own, else selectin
             loader = (target.loader if isinstance(target, Path) else None) or "selectin"
-        if loader not in ("selectin", "joined"):
+        elif loader not in ("selectin", "joined"):
             raise InvalidQueryError(f"loader must be 'selectin' or 'joined', not {loader!r}")
         if aggregate not in ("exists", "count", "all"):
             raise InvalidQueryError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, false, func, not_, select
 from sqlalchemy.orm import (
@@ -32,10 +32,10 @@ class Path:
     """Relationships followed one after another; build it with :func:`path`."""
 
     hops: tuple[InstrumentedAttribute[Any], ...]
-    loader: str | None = None
+    loader: Literal["selectin", "joined"] | None = None
 
 
-def path(*hops: Any, loader: str | None = None) -> Path:
+def path(*hops: Any, loader: Literal["selectin", "joined"] | None = None) -> Path:
     """``path(User.posts, Post.comments)``: from users through their posts to the comments.
 
     ``loader`` is the loader ``related()`` uses for it when it names none itself.
