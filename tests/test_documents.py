@@ -80,6 +80,10 @@ def test_json_paths_compare_as_their_python_type_sync(fleet: Fleet) -> None:
     assert ids(D.where(meta["flags"]["beta"] == True).all()) == [1]  # noqa: E712
     assert ids(D.where(meta["tags"][1].as_text() == "b").all()) == [3]
     assert ids(D.where(meta["retries"].as_float() < 1.5, meta.is_not_null()).all()) == [3]
+    assert ids(D.where(meta["status"].equals("archived")).all()) == [2]
+    assert ids(D.where(meta["retries"].not_equals(0)).all()) == [1, 2]
+    assert ids(D.where(meta["flags"]["beta"].as_boolean() == False).all()) == [2]  # noqa: E712
+    assert ids(D.where(meta["gone"] == None).all()) == [1, 2, 3]  # noqa: E711
 
 
 @pytest.mark.anyio
