@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, JSON, ColumnElement, Integer, cast, func, literal, true
+from sqlalchemy import ARRAY, JSON, ColumnElement, Integer, cast, false, func, literal, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -99,7 +99,7 @@ class JsonPath:
         return self.as_boolean().is_(true())
 
     def is_false(self) -> ColumnElement[bool]:
-        return self.as_boolean().is_(False)
+        return self.as_boolean().is_(false())
 
     def contains(self, fragment: Any) -> ColumnElement[bool]:
         """The document here contains ``fragment`` (PostgreSQL's ``@>``)."""

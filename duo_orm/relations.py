@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, select
+from sqlalchemy import ColumnElement, and_, false, func, inspect, not_, select
 from sqlalchemy.orm import (
     InstrumentedAttribute,
     Mapper,
@@ -22,6 +22,7 @@ from sqlalchemy.orm import (
     selectinload,
 )
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.util import ClauseAdapter
 
 from ._shown import shown
 from .exceptions import InvalidQueryError
@@ -82,7 +83,8 @@ def condition(where: Any) -> ColumnElement[bool] | None:
         return None
     items = list(where) if isinstance(where, (list, tuple)) else [where]
     for item in items:
-        if not isinstance(item, ColumnElement) or isinstance(item, (str, bool)):
+        expression = isinstance(item, ClauseElement) or hasattr(item, "__clause_element__")
+        if not expression or isinstance(item, (str, bool)):
             raise InvalidQueryError(
                 "related(where=...) takes a condition on the related model, or a list of them "
                 f"(such as Order.total > 10), not {shown(item, 60)}"
@@ -109,13 +111,26 @@ def matched(
 def count(
     model: type, hops: Sequence[InstrumentedAttribute[Any]], where: ColumnElement[bool] | None
 ) -> ColumnElement[int]:
-    """A correlated subquery: how many rows at the end of ``hops`` each parent has."""
+    """A correlated subquery: how many rows at the end of ``hops`` each parent has.
+
+    Inside it the parent, and every hop back to the parent's table (friends of a
+    user), are aliased: the only ``model`` table left is the one correlated to the
+    outer query. ``where``, written against the model at the end, follows its alias.
+    """
     mapper: Mapper[Any] = model.__mapper__  # type: ignore[attr-defined]
-    # the parent is aliased so that a hop back to its own table is a join, not a correlation
     parent: Any = aliased(model)
-    statement = select(func.count()).select_from(parent).join(getattr(parent, hops[0].key))
-    for hop in hops[1:]:
-        statement = statement.join(hop)
+    statement = select(func.count()).select_from(parent)
+    current: Any = parent
+    for hop in hops:
+        target: Any = hop.property.mapper.class_
+        if hop.property.mapper.local_table is mapper.local_table:
+            target = aliased(target)
+            statement = statement.join(getattr(current, hop.key).of_type(target))
+            if where is not None and hop is hops[-1]:
+                where = ClauseAdapter(inspect(target).selectable).traverse(where)
+        else:
+            statement = statement.join(getattr(current, hop.key))
+        current = target
     keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
     statement = statement.where(*(getattr(parent, key) == getattr(model, key) for key in keys))
     if where is not None:
@@ -161,7 +176,7 @@ def count_ordering(order_by: Any, count: ColumnElement[int]) -> list[ColumnEleme
     items = list(order_by) if isinstance(order_by, (list, tuple)) else [order_by]
     terms: list[ColumnElement[Any]] = []
     for item in items:
-        if item in ("count", "-count"):
+        if isinstance(item, str) and item in ("count", "-count"):
             terms.append(count.desc() if item == "-count" else count.asc())
         elif callable(item) and not isinstance(item, ClauseElement):
             terms.append(_expression(item(count), "order_by"))

@@ -39,7 +39,9 @@ def define_blog(db: Database) -> Blog:
         __tablename__ = "authors"
         id: Mapped[int] = mapped_column(primary_key=True)
         name: Mapped[str] = mapped_column(String(20))
+        mentor_id: Mapped[int | None] = mapped_column(ForeignKey("authors.id"))
         posts: Mapped[list[Post]] = relationship(back_populates="author")
+        mentees: Mapped[list[Author]] = relationship()  # back to the same table
 
     class Post(db.Model):
         __tablename__ = "posts"
@@ -62,7 +64,11 @@ def define_blog(db: Database) -> Blog:
 
 # ann: ann-1 (score 9; 2 public comments), ann-2 (score 7; 1 private comment)
 # ben: ben-1 (score 3; 1 public comment);  cat: cat-1 (score NULL);  dan: no posts
-AUTHORS = [{"id": n, "name": name} for n, name in enumerate(["ann", "ben", "cat", "dan"], 1)]
+# ann mentors ben and cat
+AUTHORS = [
+    {"id": n, "name": name, "mentor_id": mentor}
+    for n, (name, mentor) in enumerate([("ann", None), ("ben", 1), ("cat", 1), ("dan", None)], 1)
+]
 POSTS = [
     {"id": 1, "title": "ann-1", "score": 9, "author_id": 1},
     {"id": 2, "title": "ann-2", "score": 7, "author_id": 1},
@@ -130,6 +136,9 @@ async def test_related_where_list_all_having_and_count_order_async(ablog: Blog) 
     A, P = ablog.Author, ablog.Post
     both = await A.related(A.posts, where=[P.score > 5, P.title.endswith("-2")]).all()
     assert names(both) == ["ann"] and [p.title for p in both[0].posts] == ["ann-2"]
+    # a boolean column on its own is a condition too
+    public = await ablog.Comment.related(ablog.Comment.post, where=[P.score > 5]).all()
+    assert sorted(c.id for c in public) == [1, 2, 3]
     assert names(await A.related("posts", where=[]).order_by("name").all()) == [
         "ann",
         "ben",
@@ -149,6 +158,11 @@ async def test_related_where_list_all_having_and_count_order_async(ablog: Blog) 
         .all()
     )
     assert names(one) == ["ben", "cat"]
+    # a relationship back to the parent's own table: where= means the mentee
+    mentors = await A.related(
+        A.mentees, aggregate="count", where=A.name != "cat", having=lambda n: n == 1
+    ).all()
+    assert names(mentors) == ["ann"]
 
 
 def test_having_and_order_by_agree_with_min_count_and_order_by_count_sync(blog: Blog) -> None:
