@@ -62,6 +62,12 @@ from .types import (
     text,
 )
 
+# isort: split
+# -- duo-orm 0.1's query names (docs/upstream.md: Queries) --------------------
+from .documents import array, json
+from .query import Query as QueryBuilder
+from .relations import path
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -120,4 +126,9 @@ __all__ = [
     "UUID",
     "UniqueConstraint",
     "event",
+    # duo-orm 0.1's query names
+    "QueryBuilder",
+    "array",
+    "json",
+    "path",
 ]

@@ -5,7 +5,9 @@ checks still apply to the values given). With hooks rows are loaded in
 primary-key batches, changed or deleted through the ORM so ``validate()``,
 timestamps and cascades run per row, and flushed batch by batch. Either way the
 whole operation runs in one transaction (a SAVEPOINT inside an enclosing
-``db.transaction()``), so a failure leaves every row as it was.
+``db.transaction()``), so a failure leaves every row as it was; unless
+``per_batch_transaction=True`` asks for each batch of a hooked walk to commit
+on its own (shorter locks; a failure keeps the batches before it).
 
 Primary-key columns can be set only without hooks: the row-by-row walk pages
 through the primary key, so rows whose key it changed would be skipped or
@@ -18,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -36,12 +39,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import ClauseElement
 
 from . import dispatch
+from ._pending import pending
 from .columns import column_specs
-from .exceptions import InvalidQueryError
+from .exceptions import InvalidQueryError, UnsupportedOperationError
 from .hooks import utc_now
 from .payload import Payload, payload_values
 
+if TYPE_CHECKING:
+    from .database import Database
+
 Operation = Callable[[Session], int]
+StepResult = tuple[int, tuple[Any, ...] | None]  # rows done, the last one's key (None: no more)
 
 
 def update_operation(
@@ -51,7 +59,8 @@ def update_operation(
     fields: Mapping[str, Any],
     with_hooks: bool,
     batch_size: int,
-) -> Operation:
+    per_batch: bool = False,
+) -> Operation | Steps:
     values = payload_values(model, payload, fields, partial=True)
     if not values:
         raise InvalidQueryError("update_bulk() needs at least one field to set")
@@ -94,26 +103,25 @@ def update_operation(
     ]
     positions = [(key, i) for i, key in enumerate(expressions, start=1)]  # in each result row
 
-    def hooked(session: Session) -> int:
-        total = 0
-        with all_or_nothing(session):
-            for batch in _batches(session, model, conditions, batch_size, computed):
-                for record in batch:
-                    row = record[0]
-                    for key, value in plain:
-                        setattr(row, key, value)
-                    for key, i in positions:
-                        setattr(row, key, record[i])
-                session.flush()  # timestamps, column checks and validate() run here
-                total += len(batch)
-        return total
+    def change(session: Session, batch: list[Row[Any]]) -> None:
+        for record in batch:
+            row = record[0]
+            for key, value in plain:
+                setattr(row, key, value)
+            for key, i in positions:
+                setattr(row, key, record[i])
+        session.flush()  # timestamps, column checks and validate() run here
 
-    return hooked
+    return _walk(model, conditions, batch_size, change, per_batch, computed)
 
 
 def delete_operation(
-    model: type, conditions: Sequence[ColumnElement[bool]], with_hooks: bool, batch_size: int
-) -> Operation:
+    model: type,
+    conditions: Sequence[ColumnElement[bool]],
+    with_hooks: bool,
+    batch_size: int,
+    per_batch: bool = False,
+) -> Operation | Steps:
     if not with_hooks:
 
         def set_based(session: Session) -> int:
@@ -124,17 +132,91 @@ def delete_operation(
 
         return set_based
 
-    def hooked(session: Session) -> int:
+    def remove(session: Session, batch: list[Row[Any]]) -> None:
+        for (row,) in batch:
+            session.delete(row)
+        session.flush()  # ORM events and relationship cascades run here
+
+    return _walk(model, conditions, batch_size, remove, per_batch)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """A hooked walk run as one transaction per batch: ``step`` does the batch after a key."""
+
+    step: Callable[[Session, tuple[Any, ...] | None], StepResult]
+
+
+def run(db: Database, work: Operation | Steps) -> Any:
+    """Run a bulk operation: the count in sync code, an awaitable of it in async code."""
+    if not isinstance(work, Steps):
+        return dispatch.run(db, work)
+    if dispatch.in_operation():
+        raise UnsupportedOperationError(
+            "per_batch_transaction=True cannot run inside a model hook: its batches "
+            "would join the hook's transaction instead of committing on their own"
+        )
+
+    def batch_after(after: tuple[Any, ...] | None) -> Callable[[Session], StepResult]:
+        return lambda session: work.step(session, after)
+
+    if dispatch.event_loop_running():
+
+        async def walk() -> int:
+            total, after = 0, None
+            while True:
+                done: int
+                done, after = await dispatch.run(db, batch_after(after))
+                total += done
+                if after is None:
+                    return total
+
+        return pending(walk(), None)
+    total, after = 0, None
+    while True:
+        done, after = dispatch.run(db, batch_after(after))
+        total += done
+        if after is None:
+            return total
+
+
+def _walk(
+    model: type,
+    conditions: Sequence[ColumnElement[bool]],
+    size: int,
+    handle: Callable[[Session, list[Row[Any]]], None],
+    per_batch: bool,
+    extra: Sequence[ColumnElement[Any]] = (),
+) -> Operation | Steps:
+    """Matching rows handed to ``handle`` a batch at a time: all or nothing, or batch by batch."""
+    if per_batch:
+
+        def step(session: Session, after: tuple[Any, ...] | None) -> StepResult:
+            if not dispatch.is_statement_session(session):
+                raise UnsupportedOperationError(
+                    "per_batch_transaction=True cannot commit batches inside a transaction "
+                    "(db.transaction() or a request's unit of work); leave it out there, "
+                    "and the operation is all or nothing with the transaction"
+                )
+            batch = _batch(session, model, conditions, size, after, extra)
+            if not batch:
+                return 0, None
+            handle(session, batch)
+            # a short batch was the last one: no empty transaction to find that out
+            last = _pk_of(model, batch[-1][0]) if len(batch) == size else None
+            return len(batch), last
+
+        return Steps(step)
+
+    def whole(session: Session) -> int:
         total = 0
         with all_or_nothing(session):
-            for batch in _batches(session, model, conditions, batch_size):
-                for (row,) in batch:
-                    session.delete(row)
-                session.flush()  # ORM events and relationship cascades run here
+            for batch in _batches(session, model, conditions, size, extra):
+                handle(session, batch)
                 total += len(batch)
         return total
 
-    return hooked
+    return whole
 
 
 @contextmanager
@@ -237,16 +319,25 @@ def _batches(
     Each row comes as ``(instance, *extra)``: the ``extra`` columns are selected
     alongside it, evaluated by the database for that row.
     """
-    key = _primary_key(model)
     after: tuple[Any, ...] | None = None
-    while True:
-        statement: Select[Any] = select(model, *extra).where(*conditions).order_by(*key).limit(size)
-        if after is not None:
-            statement = statement.where(
-                key[0] > after[0] if len(key) == 1 else tuple_(*key) > tuple_(*after)
-            )
-        rows = list(session.execute(statement))
-        if not rows:
-            return
+    while rows := _batch(session, model, conditions, size, after, extra):
         yield rows
         after = _pk_of(model, rows[-1][0])
+
+
+def _batch(
+    session: Session,
+    model: type,
+    conditions: Sequence[ColumnElement[bool]],
+    size: int,
+    after: tuple[Any, ...] | None,
+    extra: Sequence[ColumnElement[Any]] = (),
+) -> list[Row[Any]]:
+    """The first ``size`` matching rows whose primary key comes after ``after``."""
+    key = _primary_key(model)
+    statement: Select[Any] = select(model, *extra).where(*conditions).order_by(*key).limit(size)
+    if after is not None:
+        statement = statement.where(
+            key[0] > after[0] if len(key) == 1 else tuple_(*key) > tuple_(*after)
+        )
+    return list(session.execute(statement))

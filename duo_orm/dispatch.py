@@ -53,6 +53,11 @@ def statement_session(db: Database) -> Session | None:
     return None
 
 
+def in_operation() -> bool:
+    """Whether an operation runs right now in this context (a hook's own ORM call)."""
+    return _running_on.get() is not None
+
+
 def event_loop_running() -> bool:
     try:
         asyncio.get_running_loop()

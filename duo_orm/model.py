@@ -229,8 +229,8 @@ class Model:
         return Query(cls).join(target, on, kind)
 
     @classmethod
-    def related(cls: type[M], name: str, **options: Any) -> Query[M]:
-        return Query(cls).related(name, **options)
+    def related(cls: type[M], target: Any, **options: Any) -> Query[M]:
+        return Query(cls).related(target, **options)
 
     @classmethod
     def all(cls) -> Any:

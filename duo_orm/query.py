@@ -17,14 +17,11 @@ from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.orm import (
     InstrumentedAttribute,
     Mapper,
-    RelationshipProperty,
     Session,
-    joinedload,
-    selectinload,
 )
 from sqlalchemy.sql.elements import UnaryExpression
 
-from . import bulk, dispatch, streaming
+from . import bulk, dispatch, relations, streaming
 from ._shown import shown
 from ._values import screen_condition
 from .columns import column_specs
@@ -35,6 +32,7 @@ from .exceptions import (
     ObjectNotFoundError,
 )
 from .payload import Payload
+from .relations import Path
 
 if TYPE_CHECKING:
     from .model import Model
@@ -42,7 +40,7 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="Model")
 
 Loader = Literal["selectin", "joined"]
-Aggregate = Literal["exists", "count"]
+Aggregate = Literal["exists", "count", "all"]
 JoinKind = Literal["inner", "left"]
 
 
@@ -126,60 +124,76 @@ class Query(Generic[M]):
 
     def related(
         self,
-        name: str,
+        target: str | InstrumentedAttribute[Any] | Path,
         *,
-        loader: Loader = "selectin",
+        loader: Loader | None = None,
         where: Any = None,
         aggregate: Aggregate = "exists",
         min_count: int | None = None,
         max_count: int | None = None,
         order_by_count: Literal["asc", "desc"] | None = None,
+        having: Any = None,
+        order_by: Any = None,
     ) -> Query[M]:
-        """Load one relationship with the rows, and optionally filter by it.
+        """Load a relationship with the rows, and optionally filter by it.
 
-        ``where`` (a condition on the related model) loads only the matching related
-        rows and keeps only parents that have one (``aggregate="exists"``). With
-        ``aggregate="count"`` parents are filtered by how many matching related rows
-        they have (``min_count``/``max_count``) and can be ordered by that number.
+        ``target`` is a relationship's name, the relationship (``User.posts``) or a
+        ``path(User.posts, Post.comments)``; filters and counts apply to the rows
+        at its end. ``where`` (a condition on that model, or a list of them) loads
+        only the matching related rows and keeps only parents that have one
+        (``aggregate="exists"``) or whose related rows all match
+        (``aggregate="all"``). With ``aggregate="count"`` parents are filtered by
+        how many matching related rows they have (``min_count``/``max_count``, or
+        ``having=`` functions of the count) and can be ordered by that number
+        (``order_by_count="desc"``, or ``order_by=["-count"]``).
         """
-        relationship = self._relationship(name)
-        if loader not in ("selectin", "joined"):
+        hops = relations.resolve(self.model, target)
+        if loader is None:  # the path's own, else selectin
+            loader = (target.loader if isinstance(target, Path) else None) or "selectin"
+        elif loader not in ("selectin", "joined"):
             raise InvalidQueryError(f"loader must be 'selectin' or 'joined', not {loader!r}")
-        if aggregate not in ("exists", "count"):
-            raise InvalidQueryError(f"aggregate must be 'exists' or 'count', not {aggregate!r}")
-        if aggregate == "exists" and (min_count, max_count, order_by_count) != (None,) * 3:
+        if aggregate not in ("exists", "count", "all"):
             raise InvalidQueryError(
-                "min_count, max_count and order_by_count need aggregate='count'"
+                f"aggregate must be 'exists', 'count' or 'all', not {aggregate!r}"
+            )
+        by_count = (min_count, max_count, order_by_count, having, order_by)
+        if aggregate != "count" and by_count != (None,) * len(by_count):
+            raise InvalidQueryError(
+                "min_count, max_count, order_by_count, having and order_by need aggregate='count'"
             )
         if order_by_count not in (None, "asc", "desc"):
             raise InvalidQueryError(
                 f"order_by_count must be 'asc' or 'desc', not {order_by_count!r}"
             )
-        attribute = getattr(self.model, name)
+        if order_by_count is not None and order_by is not None:
+            raise InvalidQueryError("give order_by_count or order_by, not both")
+        where = relations.condition(where)
         if where is not None:
             where = screen_condition(where, self.model.__duo_database__.dialect)
-        loaded = attribute.and_(where) if where is not None else attribute
-        option = selectinload(loaded) if loader == "selectin" else joinedload(loaded)
+        if aggregate == "all" and where is None:
+            raise InvalidQueryError("aggregate='all' needs a where= condition to hold for all")
+        checks = relations.count_filters(having)
         query = dataclasses.replace(
             self,
-            loaders=(*self.loaders, option),
+            loaders=(*self.loaders, relations.loader_option(hops, loader, where)),
             has_collection_join_load=self.has_collection_join_load
-            or (loader == "joined" and bool(relationship.uselist)),
+            or (loader == "joined" and any(hop.property.uselist for hop in hops)),
         )
-        if aggregate == "exists":
+        if aggregate != "count":
             if where is None:
                 return query
-            matched = attribute.any(where) if relationship.uselist else attribute.has(where)
-            return query.where(matched)
-        count = _related_count(self.model, relationship, where)
+            return query.where(relations.matched(hops, where, every=aggregate == "all"))
+        count = relations.count(self.model, hops, where)
         if min_count is not None:
             query = query.where(count >= _non_negative("min_count", min_count))
         if max_count is not None:
             query = query.where(count <= _non_negative("max_count", max_count))
+        if checks:
+            query = query.where(*(relations.having_condition(check, count) for check in checks))
+        terms = relations.count_ordering(order_by, count)
         if order_by_count is not None:
-            term = count.desc() if order_by_count == "desc" else count.asc()
-            query = dataclasses.replace(query, ordering=(*query.ordering, term))
-        return query
+            terms = [count.desc() if order_by_count == "desc" else count.asc()]
+        return dataclasses.replace(query, ordering=(*query.ordering, *terms))
 
     # -- SQL -----------------------------------------------------------------
 
@@ -289,27 +303,46 @@ class Query(Generic[M]):
         with_hooks: bool = False,
         batch_size: int = 200,
         require_filter: bool = True,
+        per_batch_transaction: bool = False,
         **fields: Any,
     ) -> Any:
-        """UPDATE every matching row; returns the row count. All or nothing."""
+        """UPDATE every matching row; returns the row count.
+
+        All or nothing, unless ``per_batch_transaction=True`` lets each batch of a
+        ``with_hooks=True`` walk commit on its own (outside transactions only).
+        """
         self._check_bulk(require_filter, batch_size, "update_bulk")
-        return self._run(
-            bulk.update_operation(
-                self.model, self.conditions, payload, fields, with_hooks, batch_size
-            )
+        work = bulk.update_operation(
+            self.model,
+            self.conditions,
+            payload,
+            fields,
+            with_hooks,
+            batch_size,
+            _flag("per_batch_transaction", per_batch_transaction),
         )
+        return bulk.run(self.model.__duo_database__, work)
 
     def delete_bulk(
-        self, *, with_hooks: bool = False, batch_size: int = 200, require_filter: bool = True
+        self,
+        *,
+        with_hooks: bool = False,
+        batch_size: int = 200,
+        require_filter: bool = True,
+        per_batch_transaction: bool = False,
     ) -> Any:
-        """DELETE every matching row; returns the row count. All or nothing."""
+        """DELETE every matching row; returns the row count (batches as in ``update_bulk``)."""
         self._check_bulk(require_filter, batch_size, "delete_bulk")
-        return self._run(bulk.delete_operation(self.model, self.conditions, with_hooks, batch_size))
+        work = bulk.delete_operation(
+            self.model,
+            self.conditions,
+            with_hooks,
+            batch_size,
+            _flag("per_batch_transaction", per_batch_transaction),
+        )
+        return bulk.run(self.model.__duo_database__, work)
 
     # -- helpers -------------------------------------------------------------
-
-    def _run(self, op: Any) -> Any:
-        return dispatch.run(self.model.__duo_database__, op)
 
     def _read(self, op: Any, statements: int = 1) -> Any:
         """Run a read; one statement on its own needs no transaction (engines.Access).
@@ -396,15 +429,11 @@ class Query(Generic[M]):
             f"not {type(term).__name__}"
         )
 
-    def _relationship(self, name: str) -> RelationshipProperty[Any]:
-        mapper: Mapper[Any] = self.model.__mapper__  # type: ignore[attr-defined]
-        relationships = mapper.relationships
-        if not isinstance(name, str) or name not in relationships:
-            raise InvalidQueryError(
-                f"{self.model.__name__} has no relationship {name!r}; relationships are: "
-                f"{', '.join(relationships.keys()) or '(none)'}"
-            )
-        return relationships[name]
+
+def _flag(name: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidQueryError(f"{name} must be True or False, not {shown(value, 40)}")
+    return value
 
 
 def _non_negative(name: str, value: int) -> int:
@@ -416,22 +445,3 @@ def _non_negative(name: str, value: int) -> int:
 def _primary_key(model: type) -> Sequence[Any]:
     mapper: Mapper[Any] = model.__mapper__  # type: ignore[attr-defined]
     return list(mapper.primary_key)
-
-
-def _related_count(
-    model: type, relationship: RelationshipProperty[Any], where: Any
-) -> ColumnElement[int]:
-    """A correlated subquery counting ``model``'s related rows (matching ``where``)."""
-    target = relationship.mapper
-    count = select(func.count())
-    if relationship.secondary is not None:
-        assert relationship.secondaryjoin is not None
-        count = count.select_from(
-            relationship.secondary.join(target.local_table, relationship.secondaryjoin)
-        )
-    else:
-        count = count.select_from(target.local_table)
-    count = count.where(relationship.primaryjoin)
-    if where is not None:
-        count = count.where(where)
-    return count.correlate(model).scalar_subquery()
