@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from .exceptions import ConfigurationError
+from .poolers import behind_transaction_pooler
 from .urls import DerivedURLs, install_hint
 
 DEFAULT_SQLITE_BUSY_TIMEOUT = 5.0  # seconds a SQLite connection waits for a lock
@@ -77,6 +78,11 @@ CONNECT_TIMEOUT_ARGS: dict[str, tuple[str, bool]] = {
 # ``engine_options`` key duo-orm reads itself: one connect timeout for both engines,
 # passed to each driver under its own name (None: leave the driver's default).
 CONNECT_TIMEOUT_OPTION = "connect_timeout"
+
+# ``engine_options`` key duo-orm reads itself: True when a transaction-pooling proxy
+# (PgBouncer's pool_mode=transaction) stands between the app and PostgreSQL; see
+# duo_orm.poolers for what it changes per driver.
+TRANSACTION_POOLING_OPTION = "transaction_pooling"
 
 
 class Engines:
@@ -214,6 +220,8 @@ class Engines:
         options.setdefault("echo", self._echo)
         options.setdefault("hide_parameters", True)  # no personal data in logs or errors
         connect_timeout = options.pop(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT)
+        if options.pop(TRANSACTION_POOLING_OPTION, False):
+            options["connect_args"] = behind_transaction_pooler(url, options.get("connect_args"))
         _set_pool_size(options, url)
         if not self.is_sqlite:
             options.setdefault("pool_pre_ping", True)

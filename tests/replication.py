@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL
 
 from .postgres_server import PostgresServer, PostgresUnavailable, controlled_postgres_server
@@ -37,25 +37,39 @@ class Replicated:
             hide_password=False
         )
 
-    def wait_replayed(self, timeout: float = 30.0) -> None:
+    def wait_replayed(self) -> None:
         """Wait until the standby has replayed everything the primary wrote so far."""
+        self._wait_for("pg_last_wal_replay_lsn()")
+
+    def wait_received(self) -> None:
+        """Wait until the standby has received (not necessarily replayed) the primary's WAL."""
+        self._wait_for("pg_last_wal_receive_lsn()")
+
+    @contextmanager
+    def replay_paused(self) -> Iterator[None]:
+        """The standby receives WAL but applies none of it: it falls behind at once."""
+        with _admin(self.standby.url) as standby:
+            standby.execute(text("SELECT pg_wal_replay_pause()"))
+            try:
+                yield
+            finally:
+                standby.execute(text("SELECT pg_wal_replay_resume()"))
+
+    def _wait_for(self, position: str, timeout: float = 30.0) -> None:
         with _admin(self.primary.url) as primary:
             target = primary.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
         deadline = time.monotonic() + timeout
         with _admin(self.standby.url) as standby:
-            while True:
-                caught_up = standby.execute(
-                    text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"), {"lsn": target}
-                ).scalar_one()
-                if caught_up:
-                    return
+            while not standby.execute(
+                text(f"SELECT {position} >= CAST(:lsn AS pg_lsn)"), {"lsn": target}
+            ).scalar_one():
                 if time.monotonic() > deadline:
-                    raise PostgresUnavailable("The standby did not catch up within 30 s")
+                    raise PostgresUnavailable(f"The standby's {position} stayed behind for 30 s")
                 time.sleep(0.02)
 
 
 @contextmanager
-def _admin(url: URL) -> Iterator[object]:
+def _admin(url: URL) -> Iterator[Connection]:
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
