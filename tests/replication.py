@@ -56,8 +56,10 @@ class Replicated:
                 standby.execute(text("SELECT pg_wal_replay_resume()"))
 
     def _wait_for(self, position: str, timeout: float = 30.0) -> None:
+        # the insert position: the test server commits asynchronously, so a COMMIT
+        # may not be written out yet (pg_current_wal_lsn() would stop short of it)
         with _admin(self.primary.url) as primary:
-            target = primary.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
+            target = primary.execute(text("SELECT pg_current_wal_insert_lsn()")).scalar_one()
         deadline = time.monotonic() + timeout
         with _admin(self.standby.url) as standby:
             while not standby.execute(
