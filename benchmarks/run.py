@@ -1,12 +1,14 @@
 """``make bench``: run every scenario and print the ratio tables (optionally into docs/).
 
-python -m benchmarks.run [--quick] [--db sqlite|postgresql ...] [--only core|http|e2e ...]
+python -m benchmarks.run [--quick] [--db sqlite|postgresql ...] [--only core|http|e2e|scaling ...]
     [--rounds N] [--e2e-seconds S] [--duo-orm-path PATH] [--write docs/performance.md]
 
-``--only`` picks parts (repeatable; all three by default): ``core`` (duo-orm against
+``--only`` picks parts (repeatable; all four by default): ``core`` (duo-orm against
 hand-written SQLAlchemy on default engines, and the peers table), ``http`` (the adapters
-against hand-written apps, in-process and under uvicorn) and ``e2e`` (the four FastAPI
-apps under uvicorn). ``--write`` rewrites only the tables of the parts that ran.
+against hand-written apps, in-process and under uvicorn), ``e2e`` (the four FastAPI
+apps under uvicorn) and ``scaling`` (read replicas on PostgreSQL: the cost of routing
+and HTTP read throughput with and without a replica, ``benchmarks/scaling.py``).
+``--write`` rewrites only the tables of the parts that ran.
 ``--duo-orm-path PATH`` (or ``DUO_ORM_BENCH_PATH``) measures a second duo-orm checkout
 beside this one, in the core and e2e tables (see ``benchmarks/checkout.py``):
 
@@ -32,7 +34,7 @@ from typing import Any
 
 from duo_orm import Database
 
-from . import checkout, core, e2e, peers
+from . import checkout, core, e2e, peers, scaling
 from .harness import Result, measure
 from .http import DirectResult, HttpResult, run_direct, run_http
 from .loopback import run_loopback
@@ -243,7 +245,7 @@ def machine() -> str:
     )
 
 
-PARTS = ("core", "http", "e2e")
+PARTS = ("core", "http", "e2e", "scaling")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         choices=PARTS,
-        help="run only this part (repeatable): core (with the peers), http, e2e",
+        help="run only this part (repeatable): core (with the peers), http, e2e, scaling",
     )
     parser.add_argument(
         "--e2e-seconds",
@@ -289,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.json.write_text(json.dumps(rows, indent=1))
         elif part == "http":
             tables += http_tables(kinds, args.quick)
+        elif part == "scaling":  # PostgreSQL only: a primary and its streaming standby
+            tables += scaling.scaling_tables(args.quick, args.rounds or 3)
         else:
             seconds = args.e2e_seconds or (1.0 if args.quick else 4.0)
             e2e_rounds = args.rounds or 3

@@ -217,4 +217,3 @@ class RoutingSession(DuoSession):
 def _is_plain_read(clause: Any) -> bool:
     """A SELECT that locks nothing; anything else (raw SQL too) needs the primary."""
     return isinstance(clause, Select) and clause._for_update_arg is None
-

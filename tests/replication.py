@@ -124,10 +124,9 @@ class Bouncer:
     port: int
 
     def url(self, server_url: URL, database: str, driver: str = "postgresql") -> str:
-        return (
-            server_url.set(drivername=driver, port=self.port, database=database)
-            .render_as_string(hide_password=False)
-        )
+        return server_url.set(
+            drivername=driver, port=self.port, database=database
+        ).render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -140,7 +139,8 @@ def pgbouncer(server: URL) -> Iterator[Bouncer]:
     """
     if not os.path.exists(PGBOUNCER):
         raise PostgresUnavailable(
-            f"{PGBOUNCER} is missing: run `make postgres` (Debian/Ubuntu: apt-get install pgbouncer)"
+            f"{PGBOUNCER} is missing: run `make postgres` "
+            "(Debian/Ubuntu: apt-get install pgbouncer)"
         )
     root = Path(tempfile.mkdtemp(prefix="duo-orm-pgbouncer-"))
     port = _free_port()
