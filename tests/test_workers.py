@@ -130,12 +130,8 @@ async def load(port: int) -> None:
 
 @pytest.mark.parametrize(
     ("server", "framework"),
-    [
-        ("uvicorn", "fastapi"),
-        ("uvicorn", "starlette"),
-        ("uvicorn", "litestar"),
-        ("gunicorn", "fastapi"),
-    ],
+    # each example app once, each server at least once (four workers boot per case)
+    [("uvicorn", "fastapi"), ("uvicorn", "litestar"), ("gunicorn", "starlette")],
 )
 async def test_several_workers_each_own_their_connections(
     postgres_databases: DatabaseFactory, server: str, framework: str, tmp_path: Path

@@ -19,6 +19,8 @@ from .scenario import Handlers, Shop, define_shop, lifespan_running
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
+HANDLERS: list[Handlers] = ["async", "sync"]
+
 
 @asynccontextmanager
 async def serving(
@@ -44,35 +46,36 @@ async def test_read_only_requests_read_on_the_replica_and_survive_its_loss(
         replicated.wait_replayed()
         async with AsyncExitStack() as stack:
             clients = {
-                framework: await stack.enter_async_context(
+                f"{framework}-{handlers}": await stack.enter_async_context(
                     serving(
                         define_shop(
                             Database(pair.primary, replicas=[pair.standby], max_replica_lag=None)
                         ),
                         framework,
-                        "async",
+                        handlers,
                     )
                 )
                 for framework in FRAMEWORKS
+                for handlers in HANDLERS
             }
             with replicated.replay_paused():
-                for framework, client in clients.items():
+                for name, client in clients.items():
                     # a POST writes on the primary; a GET reads the standby, which
                     # applies nothing while replay is paused
-                    created = await client.post("/items", json={"name": framework})
+                    created = await client.post("/items", json={"name": name})
                     assert created.status_code == 201, created.text
                     listed = await client.get("/items")
                     assert listed.status_code == 200
-                    assert framework not in listed.json()
+                    assert name not in listed.json()
             replicated.wait_replayed()
             for client in clients.values():
-                assert sorted((await client.get("/items")).json()) == sorted(FRAMEWORKS)
+                assert sorted((await client.get("/items")).json()) == sorted(clients)
             replicated.standby.stop()
             try:
                 for client in clients.values():
                     listed = await client.get("/items")
                     assert listed.status_code == 200  # served by the primary, no 5xx
-                    assert sorted(listed.json()) == sorted(FRAMEWORKS)
+                    assert sorted(listed.json()) == sorted(clients)
             finally:
                 replicated.standby.start()
 
