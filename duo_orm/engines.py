@@ -107,6 +107,12 @@ class Engines:
         self._sync_variants: dict[Access, Engine] = {}
         self._async_variants: dict[Access, AsyncEngine] = {}
 
+    def sibling(self, urls: DerivedURLs) -> Engines:
+        """Engines for another server of the same database (a replica), set up like these."""
+        return Engines(
+            urls, derive_async=self.derive_async, echo=self._echo, engine_options=self._options
+        )
+
     @property
     def is_sqlite(self) -> bool:
         return self.urls.dialect == "sqlite"

@@ -64,7 +64,7 @@ class Replica:
         return self.engines.sync_engine(access)
 
     def mark(self, usable: bool, why: str = "") -> None:
-        if self.usable and not usable:
+        if not usable and (self.usable or not self.checked):
             logger.warning("Replica %s skipped, reads go to the primary: %s", self.name, why)
         elif usable and not self.usable and self.checked:
             logger.info("Replica %s serves reads again", self.name)
@@ -97,13 +97,7 @@ class Router:
                     f"A replica must be a {primary.urls.dialect} database like the primary, "
                     f"not {derived.dialect}."
                 )
-            engines = Engines(
-                derived,
-                derive_async=primary.derive_async,
-                echo=primary._echo,
-                engine_options=primary._options,
-            )
-            self.replicas.append(Replica(engines))
+            self.replicas.append(Replica(primary.sibling(derived)))
         self.max_lag = max_lag
         self.check_interval = check_interval
         self._turns = itertools.count()
@@ -171,8 +165,8 @@ class Router:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 class Route:
