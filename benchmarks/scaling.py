@@ -23,11 +23,12 @@ import asyncio
 import os
 import statistics
 import time
+import timeit
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import column, create_engine, select, table, text
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -43,6 +44,7 @@ from .loopback import drive, get, uvicorn_process
 
 ROUTING_HEADER = "| setup | sync read µs | async read µs |\n|---|---:|---:|"
 HTTP_HEADER = "| reads served by | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|"
+DECISION_HEADER = "| session | get_bind per SELECT µs |\n|---|---:|"
 DOWN_REPLICA = "postgresql://duo@127.0.0.1:1/none"  # nothing listens on port 1
 CONCURRENCY = 10
 
@@ -89,6 +91,31 @@ def replicated() -> Iterator[tuple[str, str]]:
         engine.dispose()
         servers.wait_replayed()
         yield pair.primary, pair.standby
+
+
+def decision_rows(primary: str, standby: str) -> list[str]:
+    """The router's own CPU cost per statement, free of I/O noise: ``get_bind`` of a plain
+    session against a routing session that has chosen its replica."""
+    from duo_orm.routing import _ROUTE, Route, RoutingSession
+    from duo_orm.session import DuoSession
+
+    db = Database(primary, replicas=[standby])
+    assert db._router is not None
+    engine = db.sync_engine
+    statement = select(column("id")).select_from(table("items"))
+    plain = DuoSession(bind=engine)
+    routed = RoutingSession(bind=engine)
+    route = Route(db._router, "read", is_async=False)
+    route.read_bind = engine
+    routed.info[_ROUTE] = route
+    rows = []
+    for name, session in (("plain (no replicas)", plain), ("routing, replica chosen", routed)):
+        best = min(
+            timeit.repeat(lambda s=session: s.get_bind(clause=statement), number=100_000, repeat=5)
+        )
+        rows.append(f"| {name} | {best / 100_000 * 1e6:.2f} |")
+    db.disconnect()
+    return rows
 
 
 def per_read_us(run: Callable[[], Any], reads: int) -> float:
@@ -203,7 +230,11 @@ def scaling_tables(quick: bool, rounds: int) -> list[tuple[str, str, list[str], 
         )
         http = http_rows(primary, standby, rounds, seconds)
         print("\n".join(http), flush=True)
+        print(f"\nThe routing decision alone, best of 5:\n{DECISION_HEADER}", flush=True)
+        decision = decision_rows(primary, standby)
+        print("\n".join(decision), flush=True)
     return [
+        ("scaling-decision", DECISION_HEADER, decision, 5),
         ("scaling-routing", ROUTING_HEADER, routing, rounds),
         ("scaling-http", HTTP_HEADER, http, rounds),
     ]
