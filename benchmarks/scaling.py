@@ -78,8 +78,7 @@ def app_factory() -> Starlette:
 @contextmanager
 def replicated() -> Iterator[tuple[str, str]]:
     """A primary and its standby with one seeded table: the two URLs of that database."""
-    from tests.conftest import replicated_database
-    from tests.replication import replicated_servers
+    from tests.replication import replicated_database, replicated_servers
 
     with replicated_servers() as servers, replicated_database(servers) as pair:
         engine = create_engine(pair.primary)

@@ -16,12 +16,10 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from duo_orm import Database
 
@@ -226,35 +224,3 @@ def bouncer(replicated: Replicated) -> Iterator[Bouncer]:
     """PgBouncer in transaction pooling mode in front of ``replicated``'s primary."""
     with pgbouncer(replicated.primary.url) as running:
         yield running
-
-
-@dataclass
-class ReplicatedDatabase:
-    """One database on the replicated primary, as driverless URLs of both servers."""
-
-    servers: Replicated
-    primary: str
-    standby: str
-
-    def urls(self, driver: str = "postgresql") -> tuple[str, str]:
-        return (
-            make_url(self.primary).set(drivername=driver).render_as_string(hide_password=False),
-            make_url(self.standby).set(drivername=driver).render_as_string(hide_password=False),
-        )
-
-
-@contextmanager
-def replicated_database(servers: Replicated) -> Iterator[ReplicatedDatabase]:
-    """A new database on the primary, already replayed on the standby; dropped afterwards."""
-    factory = DatabaseFactory(servers.primary.url)
-    created = factory.create()
-    try:
-        servers.wait_replayed()
-        yield ReplicatedDatabase(
-            servers,
-            servers.url(servers.primary, str(created.database)),
-            servers.url(servers.standby, str(created.database)),
-        )
-    finally:
-        factory.drop(created)
-        factory.close()

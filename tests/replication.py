@@ -20,9 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
-from .postgres_server import PostgresServer, PostgresUnavailable, controlled_postgres_server
+from .postgres_server import (
+    DatabaseFactory,
+    PostgresServer,
+    PostgresUnavailable,
+    controlled_postgres_server,
+)
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 
@@ -103,6 +108,38 @@ def replicated_servers() -> Iterator[Replicated]:
         finally:
             standby.kill()
             shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class ReplicatedDatabase:
+    """One database on the replicated primary, as driverless URLs of both servers."""
+
+    servers: Replicated
+    primary: str
+    standby: str
+
+    def urls(self, driver: str = "postgresql") -> tuple[str, str]:
+        return (
+            make_url(self.primary).set(drivername=driver).render_as_string(hide_password=False),
+            make_url(self.standby).set(drivername=driver).render_as_string(hide_password=False),
+        )
+
+
+@contextmanager
+def replicated_database(servers: Replicated) -> Iterator[ReplicatedDatabase]:
+    """A new database on the primary, already replayed on the standby; dropped afterwards."""
+    factory = DatabaseFactory(servers.primary.url)
+    created = factory.create()
+    try:
+        servers.wait_replayed()
+        yield ReplicatedDatabase(
+            servers,
+            servers.url(servers.primary, str(created.database)),
+            servers.url(servers.standby, str(created.database)),
+        )
+    finally:
+        factory.drop(created)
+        factory.close()
 
 
 def _run_as_server(command: list[str]) -> None:

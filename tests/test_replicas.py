@@ -19,8 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from duo_orm import Database
 from duo_orm.exceptions import ConfigurationError
 
-from .conftest import ReplicatedDatabase, replicated_database
-from .replication import Replicated
+from .replication import Replicated, ReplicatedDatabase, replicated_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 

@@ -79,6 +79,17 @@ def served(command: list[str], port: int, database_url: str, log: Path) -> Itera
             process.wait()
 
 
+def create_schema(url: str) -> None:
+    """The examples' tables (the three apps share the FastAPI example's models)."""
+    script = (
+        "import examples.fastapi_app.db.models\n"
+        "from examples.fastapi_app.db.database import db\n"
+        "db.create_all()\n"
+    )
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True)
+
+
 def database_connections(parent: int, server_port: int) -> dict[int, set[str]]:
     """The TCP connections to ``server_port`` held by each child of ``parent``, by socket."""
     remote = f":{server_port:04X}"
@@ -141,6 +152,10 @@ async def test_several_workers_each_own_their_connections(
     port = _free_port()
     command = server_command(server, f"examples.{framework}_app.main:app", port)
     try:
+        # The examples' create_all() at startup would race between the workers (two
+        # CREATE TABLE at once collide in the catalog): make the schema first, as a
+        # deployment runs its migrations before starting the workers.
+        create_schema(url)
         with served(command, port, url, tmp_path / "server.log") as pid:
             await load(port)
             held = database_connections(pid, int(created.port or 5432))

@@ -12,8 +12,7 @@ from sqlalchemy.engine import make_url
 
 from duo_orm import Database
 
-from ..conftest import replicated_database
-from ..replication import Bouncer, Replicated
+from ..replication import Bouncer, Replicated, replicated_database
 from .conftest import FRAMEWORKS, factory
 from .scenario import Handlers, Shop, define_shop, lifespan_running
 
