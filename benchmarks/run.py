@@ -1,15 +1,17 @@
 """``make bench``: run every scenario and print the ratio tables (optionally into docs/).
 
 python -m benchmarks.run [--quick] [--db sqlite|postgresql ...]
-    [--only core|http|e2e|pagination ...]
+    [--only core|http|e2e|scaling|pagination ...]
     [--rounds N] [--e2e-seconds S] [--duo-orm-path PATH] [--write docs/performance.md]
 
-``--only`` picks parts (repeatable; all three by default): ``core`` (duo-orm against
+``--only`` picks parts (repeatable; the first three by default): ``core`` (duo-orm against
 hand-written SQLAlchemy on default engines, and the peers table), ``http`` (the adapters
 against hand-written apps, in-process and under uvicorn) and ``e2e`` (the four FastAPI
-apps under uvicorn); ``pagination`` (page 5,000 of a 1,000,000-row table, offset against
-keyset, see ``benchmarks/pagination.py``) runs only when named. ``--write`` rewrites only
-the tables of the parts that ran.
+apps under uvicorn). Two slow parts run only when named: ``scaling`` (read replicas on
+PostgreSQL: the cost of routing and HTTP read throughput with and without a replica,
+``benchmarks/scaling.py``) and ``pagination`` (page 5,000 of a 1,000,000-row table,
+offset against keyset, ``benchmarks/pagination.py``). ``--write`` rewrites only the
+tables of the parts that ran.
 ``--duo-orm-path PATH`` (or ``DUO_ORM_BENCH_PATH``) measures a second duo-orm checkout
 beside this one, in the core and e2e tables (see ``benchmarks/checkout.py``):
 
@@ -35,7 +37,7 @@ from typing import Any
 
 from duo_orm import Database
 
-from . import checkout, core, e2e, pagination, peers
+from . import checkout, core, e2e, pagination, peers, scaling
 from .harness import Result, measure
 from .http import DirectResult, HttpResult, run_direct, run_http
 from .loopback import run_loopback
@@ -247,7 +249,7 @@ def machine() -> str:
 
 
 PARTS = ("core", "http", "e2e")
-OPTIONAL_PARTS = ("pagination",)  # slow to set up: only when asked for
+OPTIONAL_PARTS = ("scaling", "pagination")  # slow to set up: only when asked for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         choices=PARTS + OPTIONAL_PARTS,
-        help="run only this part (repeatable): core (with the peers), http, e2e, pagination",
+        help="run only this part (repeatable): core (and peers), http, e2e, scaling, pagination",
     )
     parser.add_argument(
         "--e2e-seconds",
@@ -295,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             tables += http_tables(kinds, args.quick)
         elif part == "pagination":
             tables += pagination_tables(kinds, args.rounds or (3 if args.quick else 7))
+        elif part == "scaling":  # PostgreSQL only: a primary and its streaming standby
+            tables += scaling.scaling_tables(args.quick, args.rounds or 3)
         else:
             seconds = args.e2e_seconds or (1.0 if args.quick else 4.0)
             e2e_rounds = args.rounds or 3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
@@ -27,6 +27,7 @@ from .exceptions import (
 from .frame import DeferredFrame, Frame
 from .model import Model
 from .naming import NAMING_CONVENTION
+from .routing import DEFAULT_CHECK_INTERVAL, DEFAULT_MAX_LAG, Router
 from .session import DuoSession
 from .transaction import TransactionBlock
 from .urls import check_dialect, derive_urls
@@ -46,6 +47,12 @@ class Database:
     constraint by ``naming_convention`` (``duo_orm.NAMING_CONVENTION`` unless
     given; ``None`` leaves them unnamed, as plain SQLAlchemy does), so migrations
     can see one being removed.
+
+    ``replicas`` are URLs of read replicas of the same database: reads outside a
+    transaction, ``db.transaction(read_only=True)`` blocks and read-only requests go
+    to one of them until they write (see ``duo_orm.routing``). A replica more than
+    ``max_replica_lag`` seconds behind (None: no limit) or down is skipped, checked
+    again after ``replica_check_interval`` seconds.
     """
 
     def __init__(
@@ -59,6 +66,9 @@ class Database:
         naming_convention: Mapping[str, Any] | None = NAMING_CONVENTION,
         engine_kwargs: dict[str, Any] | None = None,
         dialect: str | None = None,
+        replicas: Sequence[str | URL] = (),
+        max_replica_lag: float | None = DEFAULT_MAX_LAG,
+        replica_check_interval: float = DEFAULT_CHECK_INTERVAL,
     ) -> None:
         self.derive_async = derive_async
         if engine_kwargs is not None:  # duo-orm 0.1's name; engine_options is preferred
@@ -70,6 +80,14 @@ class Database:
         self._use_url(url, echo=echo, engine_options=engine_options)
         if dialect is not None:
             check_dialect(dialect, self.dialect)
+        self._router: Router | None = None
+        if replicas:
+            self._router = Router(
+                replicas,
+                primary=self._engines,
+                max_lag=max_replica_lag,
+                check_interval=replica_check_interval,
+            )
         self._session_options: dict[str, Any] = {"expire_on_commit": False}
         self._session_options.update(session_options or {})
         self._sync_factory: sessionmaker[Session] | None = None
@@ -87,9 +105,14 @@ class Database:
 
     # -- transactions and sessions -----------------------------------------
 
-    def transaction(self) -> TransactionBlock:
-        """One session for the block (``with`` or ``async with``); nested blocks are SAVEPOINTs."""
-        return TransactionBlock(self)
+    def transaction(self, *, read_only: bool = False) -> TransactionBlock:
+        """One session for the block (``with`` or ``async with``); nested blocks are SAVEPOINTs.
+
+        ``read_only=True`` says the block is expected to only read: it runs on a
+        replica if the database has one (until it writes) and, on SQLite, takes no
+        write lock at BEGIN. It still commits what it writes.
+        """
+        return TransactionBlock(self, access="read" if read_only else "write")
 
     def on_commit(self, fn: Callable[[], object]) -> None:
         """Call ``fn()`` once the enclosing unit of work has really committed.
@@ -268,9 +291,16 @@ class Database:
         if self._isolation is not None:  # a test's app shutting down: the test owns it
             return _already_done()
         if dispatch.event_loop_running():
-            return pending(self._engines.dispose_async(), None)
+            return pending(self._dispose_async(), None)
         self._engines.dispose_sync()
+        if self._router is not None:
+            self._router.dispose_sync()
         return None
+
+    async def _dispose_async(self) -> None:
+        await self._engines.dispose_async()
+        if self._router is not None:
+            await self._router.dispose_async()
 
     def create_all(self) -> Any:
         """CREATE every table of ``db.Model`` that does not exist (tests, scripts, demos)."""
@@ -304,6 +334,9 @@ class Database:
         """Point this Database at another URL (a test database); engines are rebuilt."""
         old = self._engines
         old.close()
+        if self._router is not None:  # a test database has no replicas of its own
+            self._router.close()
+            self._router = None
         self._use_url(url, echo=old._echo, engine_options=old._options)
 
     def _use_url(
@@ -383,7 +416,10 @@ class Database:
     def _new_sync_session(self, access: Access = "write") -> Session:
         if access == "write" or self._isolation is not None:
             return self.sync_session_factory()
-        return self.sync_session_factory(bind=self._engines.sync_engine(access))
+        primary = self._engines.sync_engine(access)
+        if self._router is not None:  # reads go to a replica (duo_orm.routing)
+            return self._router.sync_session(primary, access, self._session_options)
+        return self.sync_session_factory(bind=primary)
 
     def _new_async_session(self, access: Access = "write") -> AsyncSession:
         if not self.derive_async:
@@ -393,7 +429,10 @@ class Database:
             )
         if access == "write" or self._isolation is not None:
             return self.async_session_factory()
-        return self.async_session_factory(bind=self._engines.async_engine(access))
+        primary = self._engines.async_engine(access)
+        if self._router is not None:  # reads go to a replica (duo_orm.routing)
+            return self._router.async_session(primary, access, self._session_options)
+        return self.async_session_factory(bind=primary)
 
 
 def _already_done() -> Any:

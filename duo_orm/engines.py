@@ -27,6 +27,7 @@ from sqlalchemy.pool import QueuePool
 
 from ._writer_queue import WriterQueue, WriterTurns, writer_queue
 from .exceptions import ConfigurationError
+from .poolers import behind_transaction_pooler
 from .urls import DerivedURLs, install_hint
 
 DEFAULT_SQLITE_BUSY_TIMEOUT = 5.0  # seconds a SQLite connection waits for a lock
@@ -83,6 +84,11 @@ CONNECT_TIMEOUT_ARGS: dict[str, tuple[str, bool]] = {
 # passed to each driver under its own name (None: leave the driver's default).
 CONNECT_TIMEOUT_OPTION = "connect_timeout"
 
+# ``engine_options`` key duo-orm reads itself: True when a transaction-pooling proxy
+# (PgBouncer's pool_mode=transaction) stands between the app and PostgreSQL; see
+# duo_orm.poolers for what it changes per driver.
+TRANSACTION_POOLING_OPTION = "transaction_pooling"
+
 
 class Engines:
     def __init__(
@@ -105,6 +111,12 @@ class Engines:
         self._isolated: Engine | None = None
         self._sync_variants: dict[Access, Engine] = {}
         self._async_variants: dict[Access, AsyncEngine] = {}
+
+    def sibling(self, urls: DerivedURLs) -> Engines:
+        """Engines for another server of the same database (a replica), set up like these."""
+        return Engines(
+            urls, derive_async=self.derive_async, echo=self._echo, engine_options=self._options
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -234,6 +246,8 @@ class Engines:
         options.setdefault("echo", self._echo)
         options.setdefault("hide_parameters", True)  # no personal data in logs or errors
         connect_timeout = options.pop(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT)
+        if options.pop(TRANSACTION_POOLING_OPTION, False):
+            options["connect_args"] = behind_transaction_pooler(url, options.get("connect_args"))
         _set_pool_size(options, url)
         if not self.is_sqlite:
             options.setdefault("pool_pre_ping", True)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import Session, SessionTransaction
 
 from ._callbacks import run_after_async_commit, run_after_sync_commit
+from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
 
 
 class TransactionBlock:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, access: Access = "write") -> None:
         self._db = db
+        self._access = access  # "read": db.transaction(read_only=True)
         self._frame: Frame | None = None  # the frame this block created, if outermost
         self._token: Token[Frame | DeferredFrame | None] | None = None
         self._outer: Frame | None = None  # the frame a nested block savepoints on
@@ -57,7 +59,7 @@ class TransactionBlock:
         self._enter_once()
         outer = self._db._current_frame()
         if outer is None:
-            session = self._db._new_sync_session()
+            session = self._db._new_sync_session(self._access)
             self._open(Frame(session, loop=None))
             return session
         self._outer = outer
@@ -115,7 +117,7 @@ class TransactionBlock:
         self._enter_once()
         outer = self._db._current_frame()
         if outer is None:
-            session = self._db._new_async_session()
+            session = self._db._new_async_session(self._access)
             self._open(Frame(session, loop=asyncio.get_running_loop()))
             return session
         if not isinstance(outer.session, AsyncSession):

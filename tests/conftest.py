@@ -25,6 +25,7 @@ from duo_orm import Database
 
 from .models import Models, define_models
 from .postgres_server import DatabaseFactory, postgres_server
+from .replication import Bouncer, Replicated, pgbouncer, replicated_servers
 
 pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs user projects
 
@@ -209,3 +210,17 @@ def sqlite_write_lock(path: Path, linger: float = 0.0) -> Iterator[threading.Eve
     finally:
         release.set()
         holder.join()
+
+
+@pytest.fixture(scope="session")
+def replicated() -> Iterator[Replicated]:
+    """A primary with a streaming standby, shared by the replica and PgBouncer tests."""
+    with replicated_servers() as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def bouncer(replicated: Replicated) -> Iterator[Bouncer]:
+    """PgBouncer in transaction pooling mode in front of ``replicated``'s primary."""
+    with pgbouncer(replicated.primary.url) as running:
+        yield running
