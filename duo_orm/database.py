@@ -413,11 +413,17 @@ class Database:
             frame = frame.resolve(write=access == "write")
         return frame if frame is not None and frame.active else None
 
+    def _may_read_replica(self) -> bool:
+        """A read may go to a replica unless it comes before the first write of a
+        request that may write (which must not build that write on stale rows)."""
+        ambient = self._ambient.get()
+        return not isinstance(ambient, DeferredFrame) or ambient.reads_only
+
     def _new_sync_session(self, access: Access = "write") -> Session:
         if access == "write" or self._isolation is not None:
             return self.sync_session_factory()
         primary = self._engines.sync_engine(access)
-        if self._router is not None:  # reads go to a replica (duo_orm.routing)
+        if self._router is not None and self._may_read_replica():  # duo_orm.routing
             return self._router.sync_session(primary, access, self._session_options)
         return self.sync_session_factory(bind=primary)
 
@@ -430,7 +436,7 @@ class Database:
         if access == "write" or self._isolation is not None:
             return self.async_session_factory()
         primary = self._engines.async_engine(access)
-        if self._router is not None:  # reads go to a replica (duo_orm.routing)
+        if self._router is not None and self._may_read_replica():  # duo_orm.routing
             return self._router.async_session(primary, access, self._session_options)
         return self.async_session_factory(bind=primary)
 

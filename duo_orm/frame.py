@@ -83,10 +83,16 @@ class DeferredFrame:
     their own, in statement mode, and open nothing.
     """
 
-    __slots__ = ("_calls", "_lock", "_open_frame", "closed", "declined", "frame")
+    __slots__ = ("_calls", "_lock", "_open_frame", "closed", "declined", "frame", "reads_only")
 
-    def __init__(self, open_frame: Callable[[bool], Frame | None]) -> None:
+    def __init__(
+        self, open_frame: Callable[[bool], Frame | None], *, reads_only: bool = False
+    ) -> None:
         self._open_frame: Callable[[bool], Frame | None] | None = open_frame
+        # Expected to only read (a GET, a read-only path): its lone reads may go to a
+        # replica. A request that may write reads the primary, or a lagging replica
+        # could hand its write stale rows.
+        self.reads_only = reads_only
         self._lock = threading.Lock()
         self.frame: Frame | None = None
         self.closed = False

@@ -226,7 +226,9 @@ def defer_unit(scope: MutableMapping[str, Any], db: Database) -> None:
     database costs two small objects.
     """
     state: RequestState = scope[SCOPE_KEY]
-    deferred = DeferredFrame(_FrameOpener(state, db, asyncio.get_running_loop()))
+    deferred = DeferredFrame(
+        _FrameOpener(state, db, asyncio.get_running_loop()), reads_only=state.access == "read"
+    )
     state.deferred[db] = deferred
     db._ambient.set(deferred)
 

@@ -15,6 +15,7 @@ from duo_orm import Database
 from ..replication import Bouncer, Replicated, replicated_database
 from .conftest import FRAMEWORKS, factory
 from .scenario import Handlers, Shop, define_shop, lifespan_running
+from .test_first_write import FLAVOURS, make_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
@@ -77,6 +78,36 @@ async def test_read_only_requests_read_on_the_replica_and_survive_its_loss(
                     assert sorted(listed.json()) == sorted(clients)
             finally:
                 replicated.standby.start()
+
+
+async def test_a_request_that_may_write_reads_the_primary_before_its_first_write(
+    replicated: Replicated,
+) -> None:
+    with replicated_database(replicated) as pair:
+        setup = Database(pair.primary)
+        define_shop(setup)
+        await setup.create_all()
+        await setup.disconnect()
+        replicated.wait_replayed()
+        for framework, handlers in FLAVOURS:
+            db = Database(pair.primary, replicas=[pair.standby], max_replica_lag=None)
+            app = make_app(framework, handlers, define_shop(db))
+            async with (
+                lifespan_running(app),
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://t"
+                ) as client,
+            ):
+                with replicated.replay_paused():
+                    stale = (await client.get("/reads")).json()["count"]  # the standby's
+                    # each flow counts, writes twice, counts again: its first count,
+                    # taken before its first write, must be the primary's
+                    first = (await client.post("/flow/ok")).json()
+                    second = (await client.post("/flow/ok")).json()
+                    assert second["before"] == first["before"] + 2, (framework, handlers)
+                    assert (await client.get("/reads")).json()["count"] == stale
+            await db.disconnect()
+            replicated.wait_replayed()
 
 
 @pytest.mark.parametrize("driver", ["postgresql", "postgresql+asyncpg"])
