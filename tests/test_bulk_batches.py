@@ -13,7 +13,7 @@ TOTALS = [10, 10, 10, 1, 10]  # the fourth row fails validate() once 3 is taken 
 
 def seed(models: Models) -> object:
     return models.Order.create_bulk(
-        [{"id": i, "total": total, "customer_id": 1} for i, total in enumerate(TOTALS, 1)]
+        [models.Order(id=i, total=total, customer_id=1) for i, total in enumerate(TOTALS, 1)]
     )
 
 
