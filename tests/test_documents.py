@@ -50,14 +50,14 @@ DEVICES = [
 @pytest.fixture
 def fleet(url: str) -> Iterator[Fleet]:
     with tables(Database(url), define_fleet) as f:
-        f.Device.create_bulk(DEVICES)
+        f.Device.create_bulk([f.Device(**row) for row in DEVICES])
         yield f
 
 
 @pytest.fixture
 async def afleet(url: str) -> AsyncIterator[Fleet]:
     async with async_tables(Database(url), define_fleet) as f:
-        await f.Device.create_bulk(DEVICES)
+        await f.Device.create_bulk([f.Device(**row) for row in DEVICES])
         yield f
 
 
@@ -162,7 +162,7 @@ ARTICLES = [
 def test_array_membership_and_length_sync(url: str) -> None:
     with tables(Database(url), define_library) as lib:
         A = lib.Article
-        A.create_bulk(ARTICLES)
+        A.create_bulk([A(**row) for row in ARTICLES])
         tags = array(A.tags)
         assert ids(A.where(tags.includes("python")).all()) == [1, 2]
         assert ids(A.where(tags.includes_all(["python", "async"])).all()) == [1]
@@ -177,7 +177,7 @@ def test_array_membership_and_length_sync(url: str) -> None:
 @pytest.mark.anyio
 async def test_array_membership_async(url: str) -> None:
     async with async_tables(Database(url), define_library) as lib:
-        await lib.Article.create_bulk(ARTICLES)
+        await lib.Article.create_bulk([lib.Article(**row) for row in ARTICLES])
         tags = array(lib.Article.tags)
         assert ids(await lib.Article.where(tags.includes_any(["go", "async"])).all()) == [1, 3]
 

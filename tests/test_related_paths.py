@@ -86,18 +86,18 @@ COMMENTS = [
 @pytest.fixture
 def blog(url: str) -> Iterator[Blog]:
     with tables(Database(url), define_blog) as b:
-        b.Author.create_bulk(AUTHORS)
-        b.Post.create_bulk(POSTS)
-        b.Comment.create_bulk(COMMENTS)
+        b.Author.create_bulk([b.Author(**row) for row in AUTHORS])
+        b.Post.create_bulk([b.Post(**row) for row in POSTS])
+        b.Comment.create_bulk([b.Comment(**row) for row in COMMENTS])
         yield b
 
 
 @pytest.fixture
 async def ablog(url: str) -> AsyncIterator[Blog]:
     async with async_tables(Database(url), define_blog) as b:
-        await b.Author.create_bulk(AUTHORS)
-        await b.Post.create_bulk(POSTS)
-        await b.Comment.create_bulk(COMMENTS)
+        await b.Author.create_bulk([b.Author(**row) for row in AUTHORS])
+        await b.Post.create_bulk([b.Post(**row) for row in POSTS])
+        await b.Comment.create_bulk([b.Comment(**row) for row in COMMENTS])
         yield b
 
 

@@ -133,7 +133,7 @@ async def load(port: int) -> None:
             *(write(n) for n in range(WRITES)), *(read() for _ in range(WRITES))
         )
         assert statuses == [201] * WRITES + [200] * WRITES
-        listed = (await client.get("/users/")).json()
+        listed = (await client.get("/users/", params={"size": WRITES})).json()["items"]
         assert sorted(user["email"] for user in listed) == sorted(
             f"u{n}@x.io" for n in range(WRITES)
         )
