@@ -25,6 +25,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_only
 
+from ._driver_sql import send_sqlite
+
 
 class _Waiter:
     __slots__ = ("event", "future", "granted", "loop")
@@ -179,7 +181,7 @@ class WriterTurns:
         turn.atexit = False
         connection.info[_TURN] = turn
         try:
-            connection.exec_driver_sql(sql)
+            send_sqlite(connection, sql)
         except BaseException:
             self._hand_on(connection.info)
             raise

@@ -14,9 +14,11 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
+from . import point_reads
 from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
 from ._isolation import AsyncIsolation
 from ._pending import CallRegistry, pending
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Operation = Callable[[Session], T]
+# The same operation on a bare engine, skipping the session (duo_orm.point_reads);
+# it returns NotImplemented when it cannot, and the operation runs instead.
+Direct = Callable[[Engine], T]
 
 # The session an operation is running on right now. A model hook (validate())
 # that makes an ORM call of its own runs it on this same session.
@@ -66,11 +71,14 @@ def event_loop_running() -> bool:
     return True
 
 
-def run(db: Database, op: Operation[T], access: Access = "write") -> Any:
+def run(
+    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
+) -> Any:
     """Run ``op``: returns its value in sync code, an awaitable of it in async code.
 
     ``access="single_read"`` says ``op`` sends one read statement and nothing else:
-    in statement mode it then runs without BEGIN/COMMIT (see engines.Access).
+    in statement mode it then runs without BEGIN/COMMIT (see engines.Access), and
+    as ``direct`` instead when that is given and allowed.
     """
     current = _running_on.get()
     if current is not None:
@@ -79,8 +87,8 @@ def run(db: Database, op: Operation[T], access: Access = "write") -> Any:
         if event_loop_running():  # a hook touching another database, inside run_sync
             return await_only(run_async(db, op, access))
     if event_loop_running():
-        return pending(run_async(db, op, access), _unit_calls(db))
-    return run_sync(db, op, access)
+        return pending(run_async(db, op, access, direct), _unit_calls(db))
+    return run_sync(db, op, access, direct)
 
 
 def _unit_calls(db: Database) -> CallRegistry | None:
@@ -102,14 +110,16 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
     return call
 
 
-def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
+def run_sync(
+    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
+) -> T:
     frame = db._current_frame(access)
     isolation = db._isolation
     if frame is None and isinstance(isolation, AsyncIsolation):
         # A worker thread of an async test: its connection lives on the test's loop.
         return isolation.call_in_loop(lambda: run_async(db, op, access))
     if frame is None:
-        result, callbacks = _statement_call(db, op, access)
+        result, callbacks = _statement_call(db, op, access, direct)
         if callbacks:
             run_after_sync_commit(callbacks)
         return result
@@ -121,8 +131,17 @@ def run_sync(db: Database, op: Operation[T], access: Access = "write") -> T:
         return _bound(db, op)(frame.session)
 
 
-def _statement_call(db: Database, op: Operation[T], access: Access) -> tuple[T, list[Any]]:
+def _statement_call(
+    db: Database, op: Operation[T], access: Access, direct: Direct[T] | None = None
+) -> tuple[T, list[Any]]:
     """``op`` in a session of its own, committed; with the callbacks its hooks registered."""
+    if direct is not None and access == "single_read":
+        engine = point_reads.engine_for(db)
+        if engine is not None:
+            with translated_errors():
+                result = direct(engine)
+            if result is not NotImplemented:
+                return result, []
     session = db._new_sync_session(access)
     session.info[_STATEMENT] = True
     with translated_errors():
@@ -147,10 +166,12 @@ def _one_thread_hop(db: Database) -> bool:
     return db._engines.is_sqlite and db._isolation is None and db.derive_async
 
 
-async def run_async(db: Database, op: Operation[T], access: Access = "write") -> T:
+async def run_async(
+    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
+) -> T:
     frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
-        result, callbacks = await anyio.to_thread.run_sync(_statement_call, db, op, access)
+        result, callbacks = await anyio.to_thread.run_sync(_statement_call, db, op, access, direct)
         if callbacks:
             await run_after_async_commit(callbacks)
         return result

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from ._driver_sql import send_sqlite
 from ._writer_queue import WriterQueue, WriterTurns, writer_queue
 from .exceptions import ConfigurationError
 from .poolers import behind_transaction_pooler
@@ -253,6 +254,10 @@ class Engines:
             options.setdefault("pool_pre_ping", True)
             _set_connect_timeout(options, url, connect_timeout)
         if self.is_sqlite:
+            # The checkin listener of _make_sqlite_strict ends a transaction left open;
+            # the pool's own reset would add a ROLLBACK (an aiosqlite thread hop) to
+            # every checkin, after a COMMIT too.
+            options.setdefault("pool_reset_on_return", None)
             connect_args = dict(options.get("connect_args", {}))
             connect_args.setdefault("timeout", DEFAULT_SQLITE_BUSY_TIMEOUT)
             if self.urls.is_memory:
@@ -383,7 +388,7 @@ def _make_sqlite_strict(
         if turns is not None and sql == "BEGIN IMMEDIATE":
             turns.begin(connection, sql)
         else:
-            connection.exec_driver_sql(sql)
+            send_sqlite(connection, sql)
 
     @event.listens_for(engine.pool, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import insert, inspect, literal, select
+from sqlalchemy import Engine, insert, inspect, literal, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import dispatch
+from . import dispatch, point_reads
 from ._shown import shown
 from .bulk import all_or_nothing
 from .columns import ColumnSpec, column_specs, stamp_events, stamped_keys
@@ -171,7 +171,10 @@ class Model:
         if ident is IMPOSSIBLE_KEY:
             return dispatch.run(cls.__duo_database__, lambda session: None, "single_read")
         return dispatch.run(
-            cls.__duo_database__, lambda session: session.get(cls, ident), "single_read"
+            cls.__duo_database__,
+            lambda session: session.get(cls, ident),
+            "single_read",
+            lambda engine: point_reads.get(engine, cls, ident),
         )
 
     @classmethod
@@ -179,15 +182,23 @@ class Model:
         """The row with this primary key; ``ObjectNotFoundError`` when there is none."""
         ident = _identity(cls, pk, pk_parts)
 
-        def op(session: Session) -> M:
-            if ident is IMPOSSIBLE_KEY:
-                raise ObjectNotFoundError(f"{cls.__name__} not found: no row can have this key")
-            instance = session.get(cls, ident)
+        def found(instance: M | None) -> M:
             if instance is None:
                 raise ObjectNotFoundError(f"{cls.__name__} {_describe(cls, ident)} not found")
             return instance
 
-        return dispatch.run(cls.__duo_database__, op, "single_read")
+        def op(session: Session) -> M:
+            if ident is IMPOSSIBLE_KEY:
+                raise ObjectNotFoundError(f"{cls.__name__} not found: no row can have this key")
+            return found(session.get(cls, ident))
+
+        def direct(engine: Engine) -> M:
+            instance = point_reads.get(engine, cls, ident)
+            return instance if instance is NotImplemented else found(instance)
+
+        if ident is IMPOSSIBLE_KEY:
+            return dispatch.run(cls.__duo_database__, op, "single_read")
+        return dispatch.run(cls.__duo_database__, op, "single_read", direct)
 
     # -- queries (each starts a Query; see duo_orm.query) ---------------------
 

@@ -1,0 +1,56 @@
+"""Statements sent straight to the driver, when nobody watches the engine's statements.
+
+A ``Connection`` executing a statement builds an execution context, a cursor and a
+result, fires the engine's events and logs the SQL. For the SQLite BEGIN duo-orm
+sends itself, and for ``point_reads``, that machinery is most of the cost (and on
+aiosqlite three thread hops: cursor, execute, close, where the driver needs one).
+It is skipped only while nothing could tell: no statement or error listeners on the
+engine or its dialect, and SQL logging off.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.util import await_only
+
+_ENGINE_EVENTS = (
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+)
+_DIALECT_EVENTS = ("handle_error", "do_execute", "do_setinputsizes")
+
+
+def watched(engine: Engine) -> bool:
+    """Whether a statement sent past ``Connection`` would be missed by someone: an engine
+    or dialect listener, or SQL logging (``echo`` or the ``sqlalchemy.engine`` logger)."""
+    if engine.logger.isEnabledFor(logging.INFO):
+        return True
+    dialect_events = engine.dialect.dispatch
+    return any(getattr(engine.dispatch, name) for name in _ENGINE_EVENTS) or any(
+        getattr(dialect_events, name) for name in _DIALECT_EVENTS
+    )
+
+
+def send_sqlite(connection: Connection, sql: str) -> None:
+    """Run ``sql`` (no parameters, no rows) on a SQLite connection, past ``Connection``
+    unless that would hide it; its errors come out as SQLAlchemy's, as they would."""
+    if watched(connection.engine):
+        connection.exec_driver_sql(sql)
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    try:
+        if connection.dialect.is_async:  # aiosqlite: one hop to its thread
+            await_only(driver.execute(sql))
+        else:
+            driver.execute(sql)
+    except sqlite3.Error as error:
+        raise sa_exc.DBAPIError.instance(
+            sql, None, error, sqlite3.Error, dialect=connection.dialect
+        ) from error

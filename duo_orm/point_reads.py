@@ -1,0 +1,225 @@
+"""Reads by primary key that skip the ORM session when nothing would notice.
+
+``Model.get(key)`` in statement mode is one SELECT of one row of one table. Sent
+through ``Session.get`` it also pays for a session begun and closed around it, an
+ORM compile-cache lookup, an execution context and a result object: most of the
+call on SQLite, where the statement itself takes microseconds. For a model the
+ORM would load column by column anyway, this module sends a SELECT compiled once
+on a pooled DBAPI connection and builds the instance as the ORM's loader does,
+detached the way a closed session leaves it.
+
+Whatever could tell the two apart takes the ORM path instead: inheritance,
+eagerly loaded relationships, deferred or computed columns, ``load`` events,
+engine or ``do_orm_execute`` listeners, SQL logging, per-model binds, replicas
+and per-test isolation.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Engine, Table, and_, bindparam, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import ColumnProperty, Mapper, class_mapper
+from sqlalchemy.orm.attributes import instance_state
+
+from ._driver_sql import watched
+from .session import DuoSession
+
+if TYPE_CHECKING:
+    from .database import Database
+
+Processor = Callable[[Any], Any] | None
+
+# Relationship loaders that leave a freshly loaded instance's dictionary alone (the
+# ORM sets nothing for them at load time; an access later is the loader's business).
+_LAZY_LOADERS = frozenset({"select", True, "raise", "raise_on_sql", "dynamic", "write_only"})
+# Drivers whose connection this module knows how to run one autocommitted read on.
+_DRIVERS = frozenset(
+    {("sqlite", "pysqlite"), ("postgresql", "psycopg"), ("postgresql", "psycopg2")}
+)
+_PLANS = "__duo_point_reads__"  # model attribute: {(dialect, driver): _Plan | None}
+
+
+def engine_for(db: Database) -> Engine | None:
+    """The engine ``db``'s lone reads may run on without a session, if there is one."""
+    if db._router is not None or db._isolation is not None or "binds" in db._session_options:
+        return None
+    engine = db._engines.sync_engine()
+    factory = db._sync_factory
+    return engine if _unobserved(engine, None if factory is None else factory.class_) else None
+
+
+def _unobserved(engine: Engine, session_class: type[Any] | None) -> bool:
+    """Whether a read may skip ``Connection`` and ``Session`` without anyone noticing."""
+    dialect = engine.dialect
+    if (dialect.name, dialect.driver) not in _DRIVERS or watched(engine):
+        return False
+    return not _orm_execute_listened(session_class or DuoSession)
+
+
+_PROBES: weakref.WeakKeyDictionary[type[Any], Any] = weakref.WeakKeyDictionary()
+
+
+def _orm_execute_listened(session_class: type[Any]) -> bool:
+    """Whether a ``do_orm_execute`` listener (on ``Session``, a subclass or a
+    sessionmaker) would see this class's sessions: asked of a bare instance, whose
+    event collection follows the class-level listeners as they come and go."""
+    probe = _PROBES.get(session_class)
+    if probe is None:
+        probe = _PROBES[session_class] = object.__new__(session_class)
+    return bool(probe.dispatch.do_orm_execute)
+
+
+def get(engine: Engine, model: type[Any], ident: Any) -> Any:
+    """The instance with primary key ``ident`` (a value, or a tuple for a composite key),
+    or ``None``; ``NotImplemented`` when this model must be loaded by the ORM."""
+    plan = _plan(model, engine)
+    if plan is None:
+        return NotImplemented
+    return plan.fetch(engine, ident if isinstance(ident, tuple) else (ident,))
+
+
+def _plan(model: type[Any], engine: Engine) -> _Plan | None:
+    dialect = engine.dialect
+    plans: dict[tuple[str, str], _Plan | None] | None = model.__dict__.get(_PLANS)
+    if plans is None:
+        plans = {}
+        setattr(model, _PLANS, plans)
+    key = (dialect.name, dialect.driver)
+    if key not in plans:
+        columns = _plain_columns(class_mapper(model))
+        plans[key] = None if columns is None else _Plan(model, columns, engine)
+    return plans[key]
+
+
+def _plain_columns(mapper: Mapper[Any]) -> list[tuple[str, Column[Any]]] | None:
+    """``(attribute, column)`` of every mapped column, if the ORM would load this model
+    by copying each into the instance's dictionary and nothing else; else ``None``."""
+    table = mapper.local_table
+    if (
+        not isinstance(table, Table)
+        or mapper.persist_selectable is not table
+        or mapper.inherits is not None
+        or mapper.polymorphic_on is not None
+        or mapper.polymorphic_map
+        or mapper.with_polymorphic
+        or mapper.always_refresh
+        or mapper.class_manager.dispatch.load  # a reconstructor, a composite, a listener
+        or mapper.class_manager.dispatch.refresh
+    ):
+        return None
+    if any(relationship.lazy not in _LAZY_LOADERS for relationship in mapper.relationships):
+        return None
+    found = []
+    for prop in mapper.attrs:
+        if not isinstance(prop, ColumnProperty):
+            continue
+        column = prop.columns[0]
+        if (
+            len(prop.columns) != 1
+            or prop.deferred
+            or not isinstance(column, Column)
+            or column.table is not table
+        ):
+            return None
+        found.append((prop.key, column))
+    return found
+
+
+class _Plan:
+    """One model's point read on one dialect: the SQL, compiled once, and how to turn
+    its parameters and row into values."""
+
+    def __init__(
+        self, model: type[Any], columns: list[tuple[str, Column[Any]]], engine: Engine
+    ) -> None:
+        dialect = engine.dialect
+        mapper = class_mapper(model)
+        key_columns = list(mapper.primary_key)
+        names = [f"duo_pk_{number}" for number in range(len(key_columns))]
+        pairs = zip(key_columns, names, strict=True)
+        matches = [column == bindparam(name) for column, name in pairs]
+        statement = select(*(column for _, column in columns)).where(and_(*matches))
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.keys = tuple(key for key, _ in columns)
+        self._columns = tuple(column for _, column in columns)
+        self._key_positions = tuple(self._columns.index(column) for column in key_columns)
+        self._binds: tuple[Processor, ...] = tuple(
+            column.type.dialect_impl(dialect).bind_processor(dialect) for column in key_columns
+        )
+        # positional paramstyles (qmark) take a list in this order; the others a dict
+        self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self._names = tuple(names)
+        self._manager = mapper.class_manager
+        self._mapper = mapper
+        self._dialect = dialect
+        self._results: dict[tuple[Any, ...], tuple[Processor, ...]] = {}
+
+    def parameters(self, ident: Sequence[Any]) -> Any:
+        values = {
+            name: value if bind is None or value is None else bind(value)
+            for name, value, bind in zip(self._names, ident, self._binds, strict=True)
+        }
+        return values if self._order is None else [values[name] for name in self._order]
+
+    def fetch(self, engine: Engine, ident: Sequence[Any]) -> Any:
+        parameters = self.parameters(ident)
+        dialect = engine.dialect
+        pooled = engine.raw_connection()
+        try:
+            connection = pooled.driver_connection
+            autocommit = dialect.name == "postgresql" and not connection.autocommit  # type: ignore[union-attr]
+            if autocommit:  # one round trip, no transaction left open for the pool to end
+                connection.autocommit = True  # type: ignore[union-attr]
+            cursor = pooled.cursor()
+            try:
+                cursor.execute(self.sql, parameters)
+                row = cursor.fetchone()
+                description = cursor.description
+            except dialect.loaded_dbapi.Error as error:
+                if dialect.is_disconnect(error, pooled.dbapi_connection, cursor):
+                    pooled.invalidate(error)
+                raise sa_exc.DBAPIError.instance(
+                    self.sql,
+                    parameters,
+                    error,
+                    dialect.loaded_dbapi.Error,
+                    hide_parameters=engine.hide_parameters,
+                    dialect=dialect,
+                ) from error
+            finally:
+                cursor.close()
+                if autocommit and pooled.is_valid:
+                    connection.autocommit = False  # type: ignore[union-attr]
+        finally:
+            pooled.close()
+        return None if row is None else self.instance(row, description)
+
+    def instance(self, row: Sequence[Any], description: Any) -> Any:
+        """A detached instance holding ``row``, as a closed session leaves a loaded one."""
+        codes = tuple(entry[1] for entry in description)
+        processors = self._results.get(codes)
+        if processors is None:
+            processors = self._results[codes] = self._processors(codes)
+        values = [
+            value if processor is None else processor(value)
+            for value, processor in zip(row, processors, strict=True)
+        ]
+        instance = self._manager.new_instance()
+        state = instance_state(instance)
+        state.dict.update(zip(self.keys, values, strict=True))
+        state.key = self._mapper.identity_key_from_primary_key(
+            tuple(values[position] for position in self._key_positions)
+        )
+        return instance
+
+    def _processors(self, codes: tuple[Any, ...]) -> tuple[Processor, ...]:
+        dialect = self._dialect
+        return tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, code)
+            for column, code in zip(self._columns, codes, strict=True)
+        )
