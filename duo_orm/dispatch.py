@@ -14,7 +14,6 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
@@ -26,15 +25,13 @@ from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
+from .point_reads import ByKey
 
 if TYPE_CHECKING:
     from .database import Database
 
 T = TypeVar("T")
 Operation = Callable[[Session], T]
-# The same operation on a bare engine, skipping the session (duo_orm.point_reads);
-# it returns NotImplemented when it cannot, and the operation runs instead.
-Direct = Callable[[Engine], T]
 
 # The session an operation is running on right now. A model hook (validate())
 # that makes an ORM call of its own runs it on this same session.
@@ -72,7 +69,7 @@ def event_loop_running() -> bool:
 
 
 def run(
-    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: ByKey[T] | None = None
 ) -> Any:
     """Run ``op``: returns its value in sync code, an awaitable of it in async code.
 
@@ -111,7 +108,7 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
 
 
 def run_sync(
-    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: ByKey[T] | None = None
 ) -> T:
     frame = db._current_frame(access)
     isolation = db._isolation
@@ -132,14 +129,14 @@ def run_sync(
 
 
 def _statement_call(
-    db: Database, op: Operation[T], access: Access, direct: Direct[T] | None = None
+    db: Database, op: Operation[T], access: Access, direct: ByKey[T] | None = None
 ) -> tuple[T, list[Any]]:
     """``op`` in a session of its own, committed; with the callbacks its hooks registered."""
     if direct is not None and access == "single_read":
         engine = point_reads.engine_for(db)
         if engine is not None:
             with translated_errors():
-                result = direct(engine)
+                result = direct.run(engine)
             if result is not NotImplemented:
                 return result, []
     session = db._new_sync_session(access)
@@ -167,7 +164,7 @@ def _one_thread_hop(db: Database) -> bool:
 
 
 async def run_async(
-    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: ByKey[T] | None = None
 ) -> T:
     frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
@@ -175,6 +172,13 @@ async def run_async(
         if callbacks:
             await run_after_async_commit(callbacks)
         return result
+    if frame is None and direct is not None and access == "single_read":
+        engine = point_reads.async_engine_for(db)
+        if engine is not None:
+            with translated_errors():
+                result = await direct.run_async(engine)
+            if result is not NotImplemented:
+                return result
     if frame is None:
         session = db._new_async_session(access)
         session.sync_session.info[_STATEMENT] = True

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Engine, insert, inspect, literal, select
+from sqlalchemy import insert, inspect, literal, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -174,7 +174,7 @@ class Model:
             cls.__duo_database__,
             lambda session: session.get(cls, ident),
             "single_read",
-            lambda engine: point_reads.get(engine, cls, ident),
+            point_reads.ByKey(cls, ident, lambda instance: instance),
         )
 
     @classmethod
@@ -192,12 +192,9 @@ class Model:
                 raise ObjectNotFoundError(f"{cls.__name__} not found: no row can have this key")
             return found(session.get(cls, ident))
 
-        def direct(engine: Engine) -> M:
-            instance = point_reads.get(engine, cls, ident)
-            return instance if instance is NotImplemented else found(instance)
-
         if ident is IMPOSSIBLE_KEY:
             return dispatch.run(cls.__duo_database__, op, "single_read")
+        direct = point_reads.ByKey(cls, ident, found)
         return dispatch.run(cls.__duo_database__, op, "single_read", direct)
 
     # -- queries (each starts a Query; see duo_orm.query) ---------------------

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Column, Engine, Table, and_, bindparam, select
+import anyio
+from sqlalchemy import Column, Dialect, Engine, Table, and_, bindparam, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import ColumnProperty, Mapper, class_mapper
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.util import greenlet_spawn
 
 from ._driver_sql import watched
 from .session import DuoSession
@@ -32,30 +35,77 @@ if TYPE_CHECKING:
     from .database import Database
 
 Processor = Callable[[Any], Any] | None
+T = TypeVar("T")
 
 # Relationship loaders that leave a freshly loaded instance's dictionary alone (the
 # ORM sets nothing for them at load time; an access later is the loader's business).
 _LAZY_LOADERS = frozenset({"select", True, "raise", "raise_on_sql", "dynamic", "write_only"})
-# Drivers whose connection this module knows how to run one autocommitted read on.
+# Drivers (name, driver, async) whose connection this module can run one
+# autocommitted read on.
 _DRIVERS = frozenset(
-    {("sqlite", "pysqlite"), ("postgresql", "psycopg"), ("postgresql", "psycopg2")}
+    {
+        ("sqlite", "pysqlite", False),
+        ("postgresql", "psycopg", False),
+        ("postgresql", "psycopg2", False),
+        ("postgresql", "psycopg", True),
+    }
 )
-_PLANS = "__duo_point_reads__"  # model attribute: {(dialect, driver): _Plan | None}
+_PLANS = "__duo_point_reads__"  # model attribute: {(dialect, driver, async): _Plan | None}
+
+
+class ByKey(Generic[T]):
+    """A lone read of one row by primary key, for ``dispatch`` to run past the session.
+
+    ``then`` turns the instance (or ``None``) into the call's result. Each run gives
+    ``NotImplemented`` when this model must be loaded by the ORM instead.
+    """
+
+    __slots__ = ("ident", "model", "then")
+
+    def __init__(self, model: type[Any], ident: Any, then: Callable[[Any], T]) -> None:
+        self.model = model
+        self.ident = ident if isinstance(ident, tuple) else (ident,)
+        self.then = then
+
+    def run(self, engine: Engine) -> T:
+        plan = _plan(self.model, engine.dialect)
+        if plan is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        return self.then(plan.fetch(engine, self.ident))
+
+    async def run_async(self, engine: AsyncEngine) -> T:
+        plan = _plan(self.model, engine.dialect)
+        if plan is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        return self.then(await plan.fetch_async(engine, self.ident))
 
 
 def engine_for(db: Database) -> Engine | None:
-    """The engine ``db``'s lone reads may run on without a session, if there is one."""
-    if db._router is not None or db._isolation is not None or "binds" in db._session_options:
+    """The sync engine ``db``'s lone reads may run on without a session, if any."""
+    if not _plain_database(db):
         return None
     engine = db._engines.sync_engine()
     factory = db._sync_factory
     return engine if _unobserved(engine, None if factory is None else factory.class_) else None
 
 
+def async_engine_for(db: Database) -> AsyncEngine | None:
+    """The async engine ``db``'s lone reads may run on without a session, if any."""
+    if not _plain_database(db):
+        return None
+    engine = db._engines.async_engine()
+    return engine if _unobserved(engine.sync_engine, None) else None
+
+
+def _plain_database(db: Database) -> bool:
+    """No replicas to route to, no test transaction to join, no per-model binds."""
+    return db._router is None and db._isolation is None and "binds" not in db._session_options
+
+
 def _unobserved(engine: Engine, session_class: type[Any] | None) -> bool:
     """Whether a read may skip ``Connection`` and ``Session`` without anyone noticing."""
     dialect = engine.dialect
-    if (dialect.name, dialect.driver) not in _DRIVERS or watched(engine):
+    if (dialect.name, dialect.driver, dialect.is_async) not in _DRIVERS or watched(engine):
         return False
     return not _orm_execute_listened(session_class or DuoSession)
 
@@ -73,25 +123,15 @@ def _orm_execute_listened(session_class: type[Any]) -> bool:
     return bool(probe.dispatch.do_orm_execute)
 
 
-def get(engine: Engine, model: type[Any], ident: Any) -> Any:
-    """The instance with primary key ``ident`` (a value, or a tuple for a composite key),
-    or ``None``; ``NotImplemented`` when this model must be loaded by the ORM."""
-    plan = _plan(model, engine)
-    if plan is None:
-        return NotImplemented
-    return plan.fetch(engine, ident if isinstance(ident, tuple) else (ident,))
-
-
-def _plan(model: type[Any], engine: Engine) -> _Plan | None:
-    dialect = engine.dialect
-    plans: dict[tuple[str, str], _Plan | None] | None = model.__dict__.get(_PLANS)
+def _plan(model: type[Any], dialect: Dialect) -> _Plan | None:
+    plans: dict[tuple[str, str, bool], _Plan | None] | None = model.__dict__.get(_PLANS)
     if plans is None:
         plans = {}
         setattr(model, _PLANS, plans)
-    key = (dialect.name, dialect.driver)
+    key = (dialect.name, dialect.driver, dialect.is_async)
     if key not in plans:
         columns = _plain_columns(class_mapper(model))
-        plans[key] = None if columns is None else _Plan(model, columns, engine)
+        plans[key] = None if columns is None else _Plan(model, columns, dialect)
     return plans[key]
 
 
@@ -134,9 +174,8 @@ class _Plan:
     its parameters and row into values."""
 
     def __init__(
-        self, model: type[Any], columns: list[tuple[str, Column[Any]]], engine: Engine
+        self, model: type[Any], columns: list[tuple[str, Column[Any]]], dialect: Dialect
     ) -> None:
-        dialect = engine.dialect
         mapper = class_mapper(model)
         key_columns = list(mapper.primary_key)
         names = [f"duo_pk_{number}" for number in range(len(key_columns))]
@@ -157,6 +196,8 @@ class _Plan:
         self._manager = mapper.class_manager
         self._mapper = mapper
         self._dialect = dialect
+        self._postgresql = dialect.name == "postgresql"
+        self._dbapi_error: type[Any] = dialect.loaded_dbapi.Error
         self._results: dict[tuple[Any, ...], tuple[Processor, ...]] = {}
 
     def parameters(self, ident: Sequence[Any]) -> Any:
@@ -168,36 +209,68 @@ class _Plan:
 
     def fetch(self, engine: Engine, ident: Sequence[Any]) -> Any:
         parameters = self.parameters(ident)
-        dialect = engine.dialect
         pooled = engine.raw_connection()
         try:
-            connection = pooled.driver_connection
-            autocommit = dialect.name == "postgresql" and not connection.autocommit  # type: ignore[union-attr]
-            if autocommit:  # one round trip, no transaction left open for the pool to end
-                connection.autocommit = True  # type: ignore[union-attr]
-            cursor = pooled.cursor()
+            connection: Any = pooled.driver_connection
+            autocommit = self._postgresql and not connection.autocommit
+            if autocommit:  # one round trip, and no transaction left for the pool to end
+                connection.autocommit = True
+            cursor = connection.cursor()
             try:
                 cursor.execute(self.sql, parameters)
                 row = cursor.fetchone()
                 description = cursor.description
-            except dialect.loaded_dbapi.Error as error:
-                if dialect.is_disconnect(error, pooled.dbapi_connection, cursor):
+            except self._dbapi_error as error:
+                if self._dialect.is_disconnect(error, connection, cursor):
                     pooled.invalidate(error)
-                raise sa_exc.DBAPIError.instance(
-                    self.sql,
-                    parameters,
-                    error,
-                    dialect.loaded_dbapi.Error,
-                    hide_parameters=engine.hide_parameters,
-                    dialect=dialect,
-                ) from error
+                raise self._wrapped(error, parameters, engine) from error
             finally:
                 cursor.close()
                 if autocommit and pooled.is_valid:
-                    connection.autocommit = False  # type: ignore[union-attr]
+                    connection.autocommit = False
         finally:
             pooled.close()
         return None if row is None else self.instance(row, description)
+
+    async def fetch_async(self, engine: AsyncEngine, ident: Sequence[Any]) -> Any:
+        """``fetch`` on psycopg's async connection (the only async driver planned)."""
+        parameters = self.parameters(ident)
+        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+        try:
+            connection: Any = pooled.driver_connection
+            autocommit = not connection.autocommit
+            if autocommit:
+                await connection.set_autocommit(True)
+            cursor = connection.cursor()
+            try:
+                await cursor.execute(self.sql, parameters)
+                row = await cursor.fetchone()
+                description = cursor.description
+            except self._dbapi_error as error:
+                if self._dialect.is_disconnect(error, connection, cursor):
+                    await greenlet_spawn(pooled.invalidate, error)
+                raise self._wrapped(error, parameters, engine.sync_engine) from error
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await cursor.close()
+                    if autocommit and pooled.is_valid:
+                        await connection.set_autocommit(False)
+        finally:
+            with anyio.CancelScope(shield=True):  # the connection goes back to the pool
+                await greenlet_spawn(pooled.close)
+        return None if row is None else self.instance(row, description)
+
+    def _wrapped(self, error: Exception, parameters: Any, engine: Engine) -> Exception:
+        """The driver's error as SQLAlchemy would have raised it (translated further up)."""
+        wrapped: Exception = sa_exc.DBAPIError.instance(
+            self.sql,
+            parameters,
+            error,
+            self._dbapi_error,
+            hide_parameters=engine.hide_parameters,
+            dialect=self._dialect,
+        )
+        return wrapped
 
     def instance(self, row: Sequence[Any], description: Any) -> Any:
         """A detached instance holding ``row``, as a closed session leaves a loaded one."""

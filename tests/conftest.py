@@ -62,6 +62,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker("persistent"):
             # separate processes share nothing in memory
             backends = [name for name in backends if name != "sqlite-memory"]
+        only = metafunc.definition.get_closest_marker("backends")
+        if only is not None:
+            backends = [name for name in backends if name in only.args]
         metafunc.parametrize("backend", backends, scope="session")
 
 
