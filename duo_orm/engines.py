@@ -3,10 +3,11 @@
 Engines are created on first use, so importing a module that builds a
 ``Database`` never touches the network or a missing driver. Every engine hides
 SQL parameters from exception text and logs (they can hold personal data) and
-keeps a pool sized for a web worker; server databases also get pre-ping (a
-pooled connection the server dropped is replaced before use) and a connect
-timeout; SQLite files get the settings production SQLite needs (WAL journal,
-``synchronous=NORMAL``, a busy timeout, writers that take the lock at BEGIN).
+keeps a pool sized for a web worker; server databases also get a liveness check
+at checkout (a pooled connection the server dropped is replaced before use; see
+``liveness``) and a connect timeout; SQLite files get the settings production
+SQLite needs (WAL journal, ``synchronous=NORMAL``, a busy timeout, writers that
+take the lock at BEGIN).
 ``engine_options`` overrides each.
 
 Each engine is used in three ways (``Access``): transactions that may write,
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from . import liveness
 from ._driver_sql import send_sqlite
 from ._writer_queue import WriterQueue, WriterTurns, writer_queue
 from .exceptions import ConfigurationError
@@ -250,8 +252,12 @@ class Engines:
         if options.pop(TRANSACTION_POOLING_OPTION, False):
             options["connect_args"] = behind_transaction_pooler(url, options.get("connect_args"))
         _set_pool_size(options, url)
+        watched = False  # checked at checkout by duo_orm.liveness instead of pre-ping
         if not self.is_sqlite:
-            options.setdefault("pool_pre_ping", True)
+            watched = "pool_pre_ping" not in options and liveness.can_watch(
+                url.get_driver_name().removesuffix("_async")
+            )
+            options.setdefault("pool_pre_ping", not watched)
             _set_connect_timeout(options, url, connect_timeout)
         if self.is_sqlite:
             # The checkin listener of _make_sqlite_strict ends a transaction left open;
@@ -264,7 +270,7 @@ class Engines:
                 connect_args.setdefault("check_same_thread", False)
             options["connect_args"] = connect_args
         try:
-            return factory(url, **options)
+            engine = factory(url, **options)
         except ImportError as exc:
             raise ConfigurationError(
                 f"The database driver for {url.drivername!r} is not installed "
@@ -272,6 +278,9 @@ class Engines:
             ) from exc
         except TypeError as exc:
             raise ConfigurationError(f"Invalid engine option: {exc}") from exc
+        if watched:
+            liveness.watch(engine.sync_engine if isinstance(engine, AsyncEngine) else engine)
+        return engine
 
     def _keep_memory_alive(self) -> None:
         """Hold one raw connection so a shared in-memory database outlives the pools.

@@ -252,9 +252,13 @@ class _Plan:
                 raise self._wrapped(error, parameters, engine.sync_engine) from error
             finally:
                 with anyio.CancelScope(shield=True):
-                    await cursor.close()
-                    if autocommit and pooled.is_valid:
-                        await connection.set_autocommit(False)
+                    if connection.closed:  # psycopg closes a query cancelled midway
+                        if pooled.is_valid:
+                            await greenlet_spawn(pooled.invalidate)
+                    else:
+                        await cursor.close()
+                        if autocommit and pooled.is_valid:
+                            await connection.set_autocommit(False)
         finally:
             with anyio.CancelScope(shield=True):  # the connection goes back to the pool
                 await greenlet_spawn(pooled.close)
