@@ -17,7 +17,6 @@ import anyio
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
-from . import point_reads
 from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
 from ._isolation import AsyncIsolation
 from ._pending import CallRegistry, pending
@@ -25,7 +24,7 @@ from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
-from .point_reads import ByKey
+from .point_reads import DirectRead
 
 if TYPE_CHECKING:
     from .database import Database
@@ -69,7 +68,7 @@ def event_loop_running() -> bool:
 
 
 def run(
-    db: Database, op: Operation[T], access: Access = "write", direct: ByKey[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: DirectRead[T] | None = None
 ) -> Any:
     """Run ``op``: returns its value in sync code, an awaitable of it in async code.
 
@@ -108,7 +107,7 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
 
 
 def run_sync(
-    db: Database, op: Operation[T], access: Access = "write", direct: ByKey[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: DirectRead[T] | None = None
 ) -> T:
     frame = db._current_frame(access)
     isolation = db._isolation
@@ -129,16 +128,14 @@ def run_sync(
 
 
 def _statement_call(
-    db: Database, op: Operation[T], access: Access, direct: ByKey[T] | None = None
+    db: Database, op: Operation[T], access: Access, direct: DirectRead[T] | None = None
 ) -> tuple[T, list[Any]]:
     """``op`` in a session of its own, committed; with the callbacks its hooks registered."""
     if direct is not None and access == "single_read":
-        engine = point_reads.engine_for(db)
-        if engine is not None:
-            with translated_errors():
-                result = direct.run(engine)
-            if result is not NotImplemented:
-                return result, []
+        with translated_errors():
+            result = direct.run(db)
+        if result is not NotImplemented:
+            return result, []
     session = db._new_sync_session(access)
     session.info[_STATEMENT] = True
     with translated_errors():
@@ -164,7 +161,7 @@ def _one_thread_hop(db: Database) -> bool:
 
 
 async def run_async(
-    db: Database, op: Operation[T], access: Access = "write", direct: ByKey[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: DirectRead[T] | None = None
 ) -> T:
     frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
@@ -173,12 +170,10 @@ async def run_async(
             await run_after_async_commit(callbacks)
         return result
     if frame is None and direct is not None and access == "single_read":
-        engine = point_reads.async_engine_for(db)
-        if engine is not None:
-            with translated_errors():
-                result = await direct.run_async(engine)
-            if result is not NotImplemented:
-                return result
+        with translated_errors():
+            result = await direct.run_async(db)
+        if result is not NotImplemented:
+            return result
     if frame is None:
         session = db._new_async_session(access)
         session.sync_session.info[_STATEMENT] = True

@@ -1,4 +1,4 @@
-"""Reads by primary key that skip the ORM session when nothing would notice.
+"""Lone reads that skip the ORM session when nothing would notice.
 
 ``Model.get(key)`` in statement mode is one SELECT of one row of one table. Sent
 through ``Session.get`` it also pays for a session begun and closed around it, an
@@ -8,10 +8,13 @@ ORM would load column by column anyway, this module sends a SELECT compiled once
 on a pooled DBAPI connection and builds the instance as the ORM's loader does,
 detached the way a closed session leaves it.
 
-Whatever could tell the two apart takes the ORM path instead: inheritance,
+A count or an exists is one value: it runs on a ``Connection`` (``Scalar``), whose
+events and logging are all there, without the session around it.
+
+Whatever could tell the ORM path from these takes it instead: inheritance,
 eagerly loaded relationships, deferred or computed columns, ``load`` events,
-engine or ``do_orm_execute`` listeners, SQL logging, per-model binds, replicas
-and per-test isolation.
+``do_orm_execute`` listeners, (for point reads) engine listeners and SQL
+logging, per-model binds, replicas and per-test isolation.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class ByKey(Generic[T]):
     """A lone read of one row by primary key, for ``dispatch`` to run past the session.
 
     ``then`` turns the instance (or ``None``) into the call's result. Each run gives
-    ``NotImplemented`` when this model must be loaded by the ORM instead.
+    ``NotImplemented`` when the ORM must do the read instead.
     """
 
     __slots__ = ("ident", "model", "then")
@@ -67,17 +70,54 @@ class ByKey(Generic[T]):
         self.ident = ident if isinstance(ident, tuple) else (ident,)
         self.then = then
 
-    def run(self, engine: Engine) -> T:
-        plan = _plan(self.model, engine.dialect)
+    def run(self, db: Database) -> T:
+        engine = engine_for(db)
+        plan = None if engine is None else _plan(self.model, engine.dialect)
         if plan is None:
             return NotImplemented  # type: ignore[no-any-return]
+        assert engine is not None
         return self.then(plan.fetch(engine, self.ident))
 
-    async def run_async(self, engine: AsyncEngine) -> T:
-        plan = _plan(self.model, engine.dialect)
+    async def run_async(self, db: Database) -> T:
+        engine = async_engine_for(db)
+        plan = None if engine is None else _plan(self.model, engine.dialect)
         if plan is None:
             return NotImplemented  # type: ignore[no-any-return]
+        assert engine is not None
         return self.then(await plan.fetch_async(engine, self.ident))
+
+
+class Scalar(Generic[T]):
+    """A lone read of one value (a count, an exists) on a ``Connection``: the statement
+    is Core's business, and a session would only add its own bookkeeping."""
+
+    __slots__ = ("model", "statement", "then")
+
+    def __init__(self, model: type[Any], statement: Any, then: Callable[[Any], T]) -> None:
+        self.model, self.statement, self.then = model, statement, then
+
+    def _allowed(self, db: Database) -> bool:
+        return (
+            _plain_database(db)
+            and not _orm_execute_listened(_session_class(db))
+            and _plain_model(self.model)
+        )
+
+    def run(self, db: Database) -> T:
+        if not self._allowed(db):
+            return NotImplemented  # type: ignore[no-any-return]
+        with db._engines.sync_engine("single_read").connect() as connection:
+            return self.then(connection.execute(self.statement).scalar_one())
+
+    async def run_async(self, db: Database) -> T:
+        if not self._allowed(db):
+            return NotImplemented  # type: ignore[no-any-return]
+        async with db._engines.async_engine("single_read").connect() as connection:
+            return self.then((await connection.execute(self.statement)).scalar_one())
+
+
+# What ``dispatch`` may run instead of a lone-read operation, given a database.
+DirectRead = ByKey[T] | Scalar[T]
 
 
 def engine_for(db: Database) -> Engine | None:
@@ -85,8 +125,7 @@ def engine_for(db: Database) -> Engine | None:
     if not _plain_database(db):
         return None
     engine = db._engines.sync_engine()
-    factory = db._sync_factory
-    return engine if _unobserved(engine, None if factory is None else factory.class_) else None
+    return engine if _unobserved(engine, _session_class(db)) else None
 
 
 def async_engine_for(db: Database) -> AsyncEngine | None:
@@ -94,7 +133,13 @@ def async_engine_for(db: Database) -> AsyncEngine | None:
     if not _plain_database(db):
         return None
     engine = db._engines.async_engine()
-    return engine if _unobserved(engine.sync_engine, None) else None
+    return engine if _unobserved(engine.sync_engine, DuoSession) else None
+
+
+def _session_class(db: Database) -> type[Any]:
+    """The class of ``db``'s sync sessions (a sessionmaker's subclass, once made)."""
+    factory = db._sync_factory
+    return DuoSession if factory is None else factory.class_
 
 
 def _plain_database(db: Database) -> bool:
@@ -102,12 +147,12 @@ def _plain_database(db: Database) -> bool:
     return db._router is None and db._isolation is None and "binds" not in db._session_options
 
 
-def _unobserved(engine: Engine, session_class: type[Any] | None) -> bool:
+def _unobserved(engine: Engine, session_class: type[Any]) -> bool:
     """Whether a read may skip ``Connection`` and ``Session`` without anyone noticing."""
     dialect = engine.dialect
     if (dialect.name, dialect.driver, dialect.is_async) not in _DRIVERS or watched(engine):
         return False
-    return not _orm_execute_listened(session_class or DuoSession)
+    return not _orm_execute_listened(session_class)
 
 
 _PROBES: weakref.WeakKeyDictionary[type[Any], Any] = weakref.WeakKeyDictionary()
@@ -123,6 +168,15 @@ def _orm_execute_listened(session_class: type[Any]) -> bool:
     return bool(probe.dispatch.do_orm_execute)
 
 
+_PLAIN = "__duo_plain_columns__"  # model attribute: _plain_columns(), once
+
+
+def _plain_model(model: type[Any]) -> bool:
+    if _PLAIN not in model.__dict__:
+        setattr(model, _PLAIN, _plain_columns(class_mapper(model)))
+    return model.__dict__[_PLAIN] is not None
+
+
 def _plan(model: type[Any], dialect: Dialect) -> _Plan | None:
     plans: dict[tuple[str, str, bool], _Plan | None] | None = model.__dict__.get(_PLANS)
     if plans is None:
@@ -130,8 +184,7 @@ def _plan(model: type[Any], dialect: Dialect) -> _Plan | None:
         setattr(model, _PLANS, plans)
     key = (dialect.name, dialect.driver, dialect.is_async)
     if key not in plans:
-        columns = _plain_columns(class_mapper(model))
-        plans[key] = None if columns is None else _Plan(model, columns, dialect)
+        plans[key] = _Plan(model, model.__dict__[_PLAIN], dialect) if _plain_model(model) else None
     return plans[key]
 
 

@@ -32,6 +32,7 @@ from .exceptions import (
     ObjectNotFoundError,
 )
 from .payload import Payload
+from .point_reads import Scalar
 from .relations import Path
 
 if TYPE_CHECKING:
@@ -255,12 +256,18 @@ class Query(Generic[M]):
     def count(self) -> Any:
         """How many rows match (limit and offset included)."""
         statement = self._count_statement()
-        return self._read(lambda session: int(session.execute(statement).scalar_one()))
+        return self._read(
+            lambda session: int(session.execute(statement).scalar_one()),
+            direct=Scalar(self.model, statement, int),
+        )
 
     def exists(self) -> Any:
         """Whether any row matches."""
         statement = select(exists(dataclasses.replace(self, loaders=()).alchemize()))
-        return self._read(lambda session: bool(session.execute(statement).scalar_one()))
+        return self._read(
+            lambda session: bool(session.execute(statement).scalar_one()),
+            direct=Scalar(self.model, statement, bool),
+        )
 
     def page(self, number: int, size: int) -> Any:
         """Page ``number`` (from 1) of ``size`` rows, with the total count."""
@@ -344,14 +351,17 @@ class Query(Generic[M]):
 
     # -- helpers -------------------------------------------------------------
 
-    def _read(self, op: Any, statements: int = 1) -> Any:
-        """Run a read; one statement on its own needs no transaction (engines.Access).
+    def _read(self, op: Any, statements: int = 1, direct: Scalar[Any] | None = None) -> Any:
+        """Run a read; one statement on its own needs no transaction (engines.Access),
+        and a ``direct`` form of it needs no session (duo_orm.point_reads).
 
         Loader options (``related()``) add a statement per relationship, and those
         must see the same snapshot as the first one.
         """
-        alone = statements == 1 and not self.loaders
-        return dispatch.run(self.model.__duo_database__, op, "single_read" if alone else "read")
+        database = self.model.__duo_database__
+        if statements == 1 and not self.loaders:
+            return dispatch.run(database, op, "single_read", direct)
+        return dispatch.run(database, op, "read")
 
     def _fetch_all(self, session: Session) -> list[M]:
         result = session.scalars(self.alchemize())

@@ -1,6 +1,7 @@
-"""Reads by primary key without the ORM session (duo_orm.point_reads), sync and async.
+"""Lone reads without the ORM session (duo_orm.point_reads), sync and async.
 
-A lone ``get``/``get_one`` of a plainly mapped model skips ``Session.get``. What a user
+A lone ``get``/``get_one`` of a plainly mapped model skips ``Session.get``, and a
+lone ``count``/``exists`` runs on a ``Connection``. What a user
 relies on: the instance is the one the ORM would have loaded (values, types, detached
 state, savable afterwards), and anything that would notice the difference (events,
 logging, eager relationships, criteria on every ORM statement) still sees the ORM.
@@ -199,7 +200,7 @@ def test_eager_relationships_and_reconstructors_are_loaded_by_the_orm(s: Any) ->
     assert took_direct_path(s.Author)  # a lazy collection leaves it plain
 
 
-def test_criteria_added_to_every_orm_statement_apply_to_get(s: Any) -> None:
+def test_criteria_added_to_every_orm_statement_apply_to_lone_reads(s: Any) -> None:
     s.Item.create(**ROW)
     s.Item.create(**{**ROW, "token": uuid.uuid4()}, hidden=True)
 
@@ -209,13 +210,17 @@ def test_criteria_added_to_every_orm_statement_apply_to_get(s: Any) -> None:
                 with_loader_criteria(s.Item, s.Item.hidden.is_(False))
             )
 
+    assert s.Item.count() == 2
     event.listen(Session, "do_orm_execute", hide)
     try:
         assert s.Item.get(1) is not None
         assert s.Item.get(2) is None
+        assert s.Item.count() == 1
+        assert s.Item.where(s.Item.id == 2).exists() is False
     finally:
         event.remove(Session, "do_orm_execute", hide)
     assert s.Item.get(2) is not None
+    assert s.Item.where(s.Item.id == 2).exists() is True
 
 
 def test_engine_listeners_and_sql_logging_see_every_get(
@@ -231,9 +236,11 @@ def test_engine_listeners_and_sql_logging_see_every_get(
     event.listen(engine, "before_cursor_execute", record)
     try:
         assert s.Item.get(1) is not None
+        assert s.Item.count() == 1
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    assert any("FROM items" in statement for statement in seen)
+    assert [statement.split()[0] for statement in seen] == ["SELECT", "SELECT"]
+    assert all("FROM items" in statement for statement in seen)
 
     with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
         assert s.Item.get(1) is not None
