@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from . import liveness
+from ._aiosqlite_hops import OneHopConnection
 from ._driver_sql import send_sqlite
 from ._writer_queue import WriterQueue, WriterTurns, writer_queue
 from .exceptions import ConfigurationError
@@ -381,8 +382,12 @@ def _make_sqlite_strict(
     waiting for its turn among this process's writers first when ``turns`` is given."""
     statements = ["PRAGMA foreign_keys=ON", *(f"PRAGMA {k}={v}" for k, v in pragmas.items())]
 
+    one_hop = engine.dialect.is_async  # aiosqlite
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if one_hop:
+            dbapi_connection._connection = OneHopConnection(dbapi_connection._connection)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for statement in statements:

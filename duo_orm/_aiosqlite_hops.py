@@ -1,0 +1,137 @@
+"""One thread hop per SQLite statement under aiosqlite, where SQLAlchemy's adapter makes three.
+
+aiosqlite runs each sqlite3 call in its connection's thread, and SQLAlchemy's adapter
+awaits a cursor, the statement, its rows and the cursor's close one by one: three or
+four hops to aiosqlite's thread for an INSERT, each a queue put and an event-loop wake
+up. The cursor handed to the adapter here does the whole statement in one hop (cursor,
+execute, the first rows, close) and answers the rest from what that hop brought back.
+A result longer than ``BATCH`` rows keeps its sqlite3 cursor open and fetches further
+batches on demand, so streaming stays bounded in memory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Generator, Sequence
+from typing import Any
+
+BATCH = 1000  # rows brought back by the statement's own hop; the rest on demand
+
+
+class OneHopConnection:
+    """An aiosqlite connection whose cursors are ``OneHopCursor``; the rest is aiosqlite's."""
+
+    __slots__ = ("_aiosqlite",)
+
+    def __init__(self, connection: Any) -> None:
+        self._aiosqlite = connection
+
+    def cursor(self) -> OneHopCursor:
+        return OneHopCursor(self._aiosqlite)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aiosqlite, name)
+
+
+class OneHopCursor:
+    """Enough of ``aiosqlite.Cursor`` for SQLAlchemy's adapter, one hop per statement."""
+
+    def __init__(self, connection: Any) -> None:
+        self._aiosqlite = connection
+        self._open: sqlite3.Cursor | None = None  # rows still to fetch
+        self._rows: deque[Any] = deque()
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.arraysize = 1
+
+    # awaited (SQLAlchemy 2.0: ``await connection.cursor()``) or entered (2.1)
+    def __await__(self) -> Generator[Any, None, OneHopCursor]:
+        async def itself() -> OneHopCursor:
+            return self
+
+        return itself().__await__()
+
+    async def __aenter__(self) -> OneHopCursor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OneHopCursor:
+        await self._drop_open()
+        self._take(await self._aiosqlite._execute(self._run, sql, parameters))
+        return self
+
+    async def executemany(self, sql: str, parameters: Any) -> OneHopCursor:
+        await self._drop_open()
+        self._take(await self._aiosqlite._execute(self._run_many, sql, parameters))
+        return self
+
+    def _run(self, sql: str, parameters: Sequence[Any] | None) -> tuple[Any, ...]:
+        """In aiosqlite's thread: the statement and its first rows."""
+        cursor = self._aiosqlite._conn.cursor()
+        try:
+            cursor.execute(sql, () if parameters is None else parameters)
+            rows = cursor.fetchmany(BATCH) if cursor.description else []
+        except BaseException:
+            cursor.close()
+            raise
+        done = len(rows) < BATCH
+        state = (cursor.description, cursor.rowcount, cursor.lastrowid, rows)
+        if done:
+            cursor.close()
+        return (*state, None if done else cursor)
+
+    def _run_many(self, sql: str, parameters: Any) -> tuple[Any, ...]:
+        cursor = self._aiosqlite._conn.cursor()
+        try:
+            cursor.executemany(sql, parameters)
+            return (cursor.description, cursor.rowcount, cursor.lastrowid, [], None)
+        finally:
+            cursor.close()
+
+    def _take(self, result: tuple[Any, ...]) -> None:
+        self.description, self.rowcount, self.lastrowid, rows, self._open = result
+        self._rows = deque(rows)
+
+    async def _more(self, wanted: int | None) -> None:
+        """Fetch further rows from the open cursor (all of them for ``None``)."""
+        cursor = self._open
+        if cursor is None:
+            return
+
+        def fetch() -> list[Any]:
+            rows = cursor.fetchall() if wanted is None else cursor.fetchmany(max(wanted, BATCH))
+            if wanted is None or len(rows) < max(wanted, BATCH):
+                cursor.close()
+                self._open = None
+            return rows
+
+        self._rows.extend(await self._aiosqlite._execute(fetch))
+
+    async def fetchone(self) -> Any:
+        if not self._rows:
+            await self._more(1)
+        return self._rows.popleft() if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        wanted = self.arraysize if size is None else size
+        if len(self._rows) < wanted:
+            await self._more(wanted - len(self._rows))
+        return [self._rows.popleft() for _ in range(min(wanted, len(self._rows)))]
+
+    async def fetchall(self) -> list[Any]:
+        await self._more(None)
+        rows, self._rows = list(self._rows), deque()
+        return rows
+
+    async def close(self) -> None:
+        self._rows.clear()
+        await self._drop_open()
+
+    async def _drop_open(self) -> None:
+        cursor, self._open = self._open, None
+        if cursor is not None:
+            await self._aiosqlite._execute(cursor.close)
