@@ -4,7 +4,9 @@ aiosqlite runs each sqlite3 call in its connection's thread, and SQLAlchemy's ad
 awaits a cursor, the statement, its rows and the cursor's close one by one: three or
 four hops to aiosqlite's thread for an INSERT, each a queue put and an event-loop wake
 up. The cursor handed to the adapter here does the whole statement in one hop (cursor,
-execute, the first rows, close) and answers the rest from what that hop brought back.
+execute, the first rows, close) and answers the rest from what that hop brought back;
+a transaction's BEGIN rides along with its first statement. An async write
+transaction is then two hops (BEGIN and the INSERT, then COMMIT) instead of eight.
 A result longer than ``BATCH`` rows keeps its sqlite3 cursor open and fetches further
 batches on demand, so streaming stays bounded in memory.
 """
@@ -20,15 +22,40 @@ BATCH = 1000  # rows brought back by the statement's own hop; the rest on demand
 
 
 class OneHopConnection:
-    """An aiosqlite connection whose cursors are ``OneHopCursor``; the rest is aiosqlite's."""
+    """An aiosqlite connection whose cursors are ``OneHopCursor``; the rest is aiosqlite's.
 
-    __slots__ = ("_aiosqlite",)
+    ``begin_with_next`` holds a BEGIN back until the transaction's first statement,
+    which then sends both in its one hop. Ending the transaction (or a connection
+    that never sent one) drops a BEGIN still held.
+    """
+
+    __slots__ = ("_aiosqlite", "held_begin")
 
     def __init__(self, connection: Any) -> None:
         self._aiosqlite = connection
+        self.held_begin: str | None = None
 
     def cursor(self) -> OneHopCursor:
-        return OneHopCursor(self._aiosqlite)
+        return OneHopCursor(self)
+
+    def begin_with_next(self, sql: str) -> None:
+        self.held_begin = sql
+
+    def take_begin(self) -> str | None:
+        sql, self.held_begin = self.held_begin, None
+        return sql
+
+    async def commit(self) -> None:
+        if self.take_begin() is None:  # else nothing was begun: nothing to end
+            await self._aiosqlite.commit()
+
+    async def rollback(self) -> None:
+        if self.take_begin() is None:
+            await self._aiosqlite.rollback()
+
+    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
+        cursor = OneHopCursor(self)
+        return await cursor.execute(sql, parameters)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._aiosqlite, name)
@@ -37,8 +64,9 @@ class OneHopConnection:
 class OneHopCursor:
     """Enough of ``aiosqlite.Cursor`` for SQLAlchemy's adapter, one hop per statement."""
 
-    def __init__(self, connection: Any) -> None:
-        self._aiosqlite = connection
+    def __init__(self, connection: OneHopConnection) -> None:
+        self._connection = connection
+        self._aiosqlite = connection._aiosqlite
         self._open: sqlite3.Cursor | None = None  # rows still to fetch
         self._rows: deque[Any] = deque()
         self.description: Any = None
@@ -61,17 +89,24 @@ class OneHopCursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OneHopCursor:
         await self._drop_open()
-        self._take(await self._aiosqlite._execute(self._run, sql, parameters))
+        begin = self._connection.take_begin()
+        self._take(await self._aiosqlite._execute(self._run, begin, sql, parameters))
         return self
 
     async def executemany(self, sql: str, parameters: Any) -> OneHopCursor:
         await self._drop_open()
-        self._take(await self._aiosqlite._execute(self._run_many, sql, parameters))
+        begin = self._connection.take_begin()
+        self._take(await self._aiosqlite._execute(self._run_many, begin, sql, parameters))
         return self
 
-    def _run(self, sql: str, parameters: Sequence[Any] | None) -> tuple[Any, ...]:
-        """In aiosqlite's thread: the statement and its first rows."""
-        cursor = self._aiosqlite._conn.cursor()
+    def _run(
+        self, begin: str | None, sql: str, parameters: Sequence[Any] | None
+    ) -> tuple[Any, ...]:
+        """In aiosqlite's thread: the held BEGIN, the statement and its first rows."""
+        raw = self._aiosqlite._conn
+        if begin is not None:
+            raw.execute(begin)
+        cursor = raw.cursor()
         try:
             cursor.execute(sql, () if parameters is None else parameters)
             rows = cursor.fetchmany(BATCH) if cursor.description else []
@@ -84,8 +119,11 @@ class OneHopCursor:
             cursor.close()
         return (*state, None if done else cursor)
 
-    def _run_many(self, sql: str, parameters: Any) -> tuple[Any, ...]:
-        cursor = self._aiosqlite._conn.cursor()
+    def _run_many(self, begin: str | None, sql: str, parameters: Any) -> tuple[Any, ...]:
+        raw = self._aiosqlite._conn
+        if begin is not None:
+            raw.execute(begin)
+        cursor = raw.cursor()
         try:
             cursor.executemany(sql, parameters)
             return (cursor.description, cursor.rowcount, cursor.lastrowid, [], None)

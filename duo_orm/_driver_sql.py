@@ -17,6 +17,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.util import await_only
 
+from ._aiosqlite_hops import OneHopConnection
+
 _ENGINE_EVENTS = (
     "before_execute",
     "after_execute",
@@ -45,6 +47,9 @@ def send_sqlite(connection: Connection, sql: str) -> None:
         return
     driver = connection.connection.driver_connection
     assert driver is not None
+    if isinstance(driver, OneHopConnection) and sql.startswith("BEGIN"):
+        driver.begin_with_next(sql)  # sent in the hop of the transaction's first statement
+        return
     try:
         if connection.dialect.is_async:  # aiosqlite: one hop to its thread
             await_only(driver.execute(sql))

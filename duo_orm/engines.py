@@ -412,5 +412,7 @@ def _make_sqlite_strict(
         if dbapi_connection is None:
             return
         inner = getattr(dbapi_connection, "_connection", dbapi_connection)  # aiosqlite adapter
+        if isinstance(inner, OneHopConnection):
+            inner.take_begin()  # a BEGIN held back for a first statement that never came
         if getattr(inner, "in_transaction", False):
             dbapi_connection.rollback()

@@ -1,12 +1,14 @@
 """Async SQLite statements in one hop to aiosqlite's thread (duo_orm._aiosqlite_hops).
 
 What a user relies on: async transactions on SQLite give the same rows, counts, keys
-and errors as before, long results still stream in bounded batches, and a write costs
-one hop per statement (BEGIN, INSERT, COMMIT) instead of three or four each.
+and errors as before, long results still stream in bounded batches, the write lock is
+taken with the transaction's first statement, and a write transaction costs two hops
+(BEGIN with the INSERT, then COMMIT) instead of eight.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,10 +18,10 @@ import aiosqlite
 import pytest
 from sqlalchemy import select, text
 
-from duo_orm import Database, IntegrityError
+from duo_orm import Database, DatabaseBusyError, IntegrityError
 from duo_orm._aiosqlite_hops import BATCH
 
-from .conftest import async_tables
+from .conftest import async_tables, sqlite_write_lock
 from .models import Models, define_models
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +55,39 @@ async def test_a_write_in_a_transaction_is_one_hop_per_statement(
     async with sm.db.transaction():
         customer = await sm.Customer.create(name="a")
     assert customer.id == 2  # the key came back from the INSERT
-    assert sum(hops.values()) == 3  # BEGIN IMMEDIATE, INSERT, COMMIT
+    assert sum(hops.values()) == 2  # BEGIN IMMEDIATE with the INSERT, then COMMIT
+
+
+async def test_the_held_begin_takes_the_write_lock_with_the_first_statement(
+    sm: Models, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "hops.db", timeout=0, isolation_level=None)
+    async with sm.db.transaction():
+        other.execute("BEGIN IMMEDIATE")  # nothing sent yet: the lock is free
+        other.execute("ROLLBACK")
+        await sm.Customer.create(name="a")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # committed: free again
+    other.execute("ROLLBACK")
+    async with sm.db.transaction():
+        pass  # began and ended without a statement: nothing was sent, nothing is held
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    other.close()
+    assert await sm.Customer.count() == 1
+
+
+async def test_a_begin_refused_at_the_first_statement_is_busy_and_lets_the_next_writer_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite:///{path}", engine_options={"connect_args": {"timeout": 0.2}})
+    async with async_tables(db, define_models) as m:
+        with sqlite_write_lock(path), pytest.raises(DatabaseBusyError):
+            await m.Customer.create(name="waits too long")
+        assert (await m.Customer.create(name="next")).name == "next"
+        assert await m.Customer.count() == 1
 
 
 async def test_results_stream_in_batches_and_match_the_table(sm: Models) -> None:
