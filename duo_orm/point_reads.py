@@ -9,7 +9,8 @@ on a pooled DBAPI connection and builds the instance as the ORM's loader does,
 detached the way a closed session leaves it.
 
 A count or an exists is one value: it runs on a ``Connection`` (``Scalar``), whose
-events and logging are all there, without the session around it.
+events and logging are all there, without the session around it; so do the rows of
+``all()`` and ``first()`` on one table (``Rows``), built into instances as above.
 
 Whatever could tell the ORM path from these takes it instead: inheritance,
 eagerly loaded relationships, deferred or computed columns, ``load`` events,
@@ -116,8 +117,42 @@ class Scalar(Generic[T]):
             return self.then((await connection.execute(self.statement)).scalar_one())
 
 
+class Rows(Generic[T]):
+    """A lone read of whole rows of one table (``all()``, ``first()``) on a ``Connection``:
+    Core selects the model's columns and the instances are built as ``ByKey`` builds
+    its one. The caller leaves joins out: through them one row can come back twice,
+    and the ORM would hand back the same instance both times."""
+
+    __slots__ = ("model", "statement", "then")
+
+    def __init__(self, model: type[Any], statement: Any, then: Callable[[list[Any]], T]) -> None:
+        self.model, self.statement, self.then = model, statement, then
+
+    def run(self, db: Database) -> T:
+        if not _plain_database(db) or _orm_execute_listened(_session_class(db)):
+            return NotImplemented  # type: ignore[no-any-return]
+        engine = db._engines.sync_engine("single_read")
+        plan = _plan(self.model, engine.dialect)
+        if plan is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        with engine.connect() as connection:
+            rows = connection.execute(plan.columns_of(self.statement)).all()
+        return self.then([plan.loaded(row) for row in rows])
+
+    async def run_async(self, db: Database) -> T:
+        if not _plain_database(db) or _orm_execute_listened(DuoSession):
+            return NotImplemented  # type: ignore[no-any-return]
+        engine = db._engines.async_engine("single_read")
+        plan = _plan(self.model, engine.dialect)
+        if plan is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        async with engine.connect() as connection:
+            rows = (await connection.execute(plan.columns_of(self.statement))).all()
+        return self.then([plan.loaded(row) for row in rows])
+
+
 # What ``dispatch`` may run instead of a lone-read operation, given a database.
-DirectRead = ByKey[T] | Scalar[T]
+DirectRead = ByKey[T] | Scalar[T] | Rows[T]
 
 
 def engine_for(db: Database) -> Engine | None:
@@ -329,16 +364,26 @@ class _Plan:
         )
         return wrapped
 
+    def columns_of(self, statement: Any) -> Any:
+        """``statement`` (a ``select(model)``) selecting this plan's columns instead."""
+        return statement.with_only_columns(*self._columns)
+
     def instance(self, row: Sequence[Any], description: Any) -> Any:
-        """A detached instance holding ``row``, as a closed session leaves a loaded one."""
+        """A detached instance holding the DBAPI ``row`` (values as the driver gave them)."""
         codes = tuple(entry[1] for entry in description)
         processors = self._results.get(codes)
         if processors is None:
             processors = self._results[codes] = self._processors(codes)
-        values = [
-            value if processor is None else processor(value)
-            for value, processor in zip(row, processors, strict=True)
-        ]
+        return self.loaded(
+            [
+                value if processor is None else processor(value)
+                for value, processor in zip(row, processors, strict=True)
+            ]
+        )
+
+    def loaded(self, values: Sequence[Any]) -> Any:
+        """A detached instance holding ``values`` (Python values, in this plan's column
+        order), as a closed session leaves a loaded one."""
         instance = self._manager.new_instance()
         state = instance_state(instance)
         state.dict.update(zip(self.keys, values, strict=True))

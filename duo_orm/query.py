@@ -9,7 +9,7 @@ strings resolve only to the model's mapped columns and never reach SQL text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -32,7 +32,7 @@ from .exceptions import (
     ObjectNotFoundError,
 )
 from .payload import Payload
-from .point_reads import Scalar
+from .point_reads import DirectRead, Rows, Scalar
 from .relations import Path
 
 if TYPE_CHECKING:
@@ -231,12 +231,15 @@ class Query(Generic[M]):
 
     def all(self) -> Any:
         """Every matching row, as a list."""
-        return self._read(self._fetch_all)
+        return self._read(self._fetch_all, direct=self._rows(list))
 
     def first(self) -> Any:
         """The first matching row, or ``None``."""
         query = self.limit(1)
-        return self._read(lambda session: next(iter(query._fetch_all(session)), None))
+        return self._read(
+            lambda session: next(iter(query._fetch_all(session)), None),
+            direct=query._rows(lambda found: found[0] if found else None),
+        )
 
     def one(self) -> Any:
         """Exactly one row, else ``ObjectNotFoundError`` or ``MultipleObjectsFoundError``."""
@@ -351,7 +354,11 @@ class Query(Generic[M]):
 
     # -- helpers -------------------------------------------------------------
 
-    def _read(self, op: Any, statements: int = 1, direct: Scalar[Any] | None = None) -> Any:
+    def _rows(self, then: Callable[[list[M]], Any]) -> Rows[Any] | None:
+        """The session-free form of this query's rows, for a query of one table."""
+        return None if self.joins else Rows(self.model, self.alchemize(), then)
+
+    def _read(self, op: Any, statements: int = 1, direct: DirectRead[Any] | None = None) -> Any:
         """Run a read; one statement on its own needs no transaction (engines.Access),
         and a ``direct`` form of it needs no session (duo_orm.point_reads).
 

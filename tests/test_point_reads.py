@@ -1,7 +1,7 @@
 """Lone reads without the ORM session (duo_orm.point_reads), sync and async.
 
 A lone ``get``/``get_one`` of a plainly mapped model skips ``Session.get``, and a
-lone ``count``/``exists`` runs on a ``Connection``. What a user
+lone ``count``/``exists``/``all``/``first`` runs on a ``Connection``. What a user
 relies on: the instance is the one the ORM would have loaded (values, types, detached
 state, savable afterwards), and anything that would notice the difference (events,
 logging, eager relationships, criteria on every ORM statement) still sees the ORM.
@@ -146,6 +146,9 @@ def test_get_builds_the_instance_the_orm_would(s: Any) -> None:
     assert loaded_state(pair) == loaded_state(orm_loaded(s, s.Pair, 1, "x"))
     assert {key: getattr(got, key) for key in ROW} == ROW
     assert s.Item.get_one(1).name == "lamp"
+    listed = s.Item.where(s.Item.price > 1).order_by("-id").all()
+    assert [loaded_state(item) for item in listed] == [loaded_state(got)]
+    assert loaded_state(s.Pair.first()) == loaded_state(pair)
     assert s.Item.get(2) is None
     with pytest.raises(ObjectNotFoundError, match="Item id=2 not found"):
         s.Item.get_one(2)
@@ -217,6 +220,7 @@ def test_criteria_added_to_every_orm_statement_apply_to_lone_reads(s: Any) -> No
         assert s.Item.get(2) is None
         assert s.Item.count() == 1
         assert s.Item.where(s.Item.id == 2).exists() is False
+        assert [item.id for item in s.Item.all()] == [1]
     finally:
         event.remove(Session, "do_orm_execute", hide)
     assert s.Item.get(2) is not None
