@@ -2,10 +2,10 @@
 
 A ``Connection`` executing a statement builds an execution context, a cursor and a
 result, fires the engine's events and logs the SQL. For the SQLite BEGIN duo-orm
-sends itself, and for ``point_reads``, that machinery is most of the cost (and on
-aiosqlite three thread hops: cursor, execute, close, where the driver needs one).
-It is skipped only while nothing could tell: no statement or error listeners on the
-engine or its dialect, and SQL logging off.
+sends itself, and for ``lone_reads``, that machinery is most of the cost; on
+aiosqlite the BEGIN can even wait for the transaction's first statement and share
+its thread hop (``_aiosqlite_hops``). It is skipped only while nothing could tell: no
+statement or error listeners on the engine or its dialect, and SQL logging off.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
-from .point_reads import DirectRead
+from .lone_reads import DirectRead
 
 if TYPE_CHECKING:
     from .database import Database

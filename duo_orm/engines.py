@@ -253,12 +253,12 @@ class Engines:
         if options.pop(TRANSACTION_POOLING_OPTION, False):
             options["connect_args"] = behind_transaction_pooler(url, options.get("connect_args"))
         _set_pool_size(options, url)
-        watched = False  # checked at checkout by duo_orm.liveness instead of pre-ping
+        socket_checked = False  # at checkout, by duo_orm.liveness instead of pre-ping
         if not self.is_sqlite:
-            watched = "pool_pre_ping" not in options and liveness.can_watch(
+            socket_checked = "pool_pre_ping" not in options and liveness.can_watch(
                 url.get_driver_name().removesuffix("_async")
             )
-            options.setdefault("pool_pre_ping", not watched)
+            options.setdefault("pool_pre_ping", not socket_checked)
             _set_connect_timeout(options, url, connect_timeout)
         if self.is_sqlite:
             # The checkin listener of _make_sqlite_strict ends a transaction left open;
@@ -279,7 +279,7 @@ class Engines:
             ) from exc
         except TypeError as exc:
             raise ConfigurationError(f"Invalid engine option: {exc}") from exc
-        if watched:
+        if socket_checked:
             liveness.watch(engine.sync_engine if isinstance(engine, AsyncEngine) else engine)
         return engine
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import dispatch, point_reads
+from . import dispatch, lone_reads
 from ._shown import shown
 from .bulk import all_or_nothing
 from .columns import ColumnSpec, column_specs, stamp_events, stamped_keys
@@ -174,7 +174,7 @@ class Model:
             cls.__duo_database__,
             lambda session: session.get(cls, ident),
             "single_read",
-            point_reads.ByKey(cls, ident, lambda instance: instance),
+            lone_reads.ByKey(cls, ident, lambda instance: instance),
         )
 
     @classmethod
@@ -194,7 +194,7 @@ class Model:
 
         if ident is IMPOSSIBLE_KEY:
             return dispatch.run(cls.__duo_database__, op, "single_read")
-        direct = point_reads.ByKey(cls, ident, found)
+        direct = lone_reads.ByKey(cls, ident, found)
         return dispatch.run(cls.__duo_database__, op, "single_read", direct)
 
     # -- queries (each starts a Query; see duo_orm.query) ---------------------

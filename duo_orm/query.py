@@ -31,8 +31,8 @@ from .exceptions import (
     MultipleObjectsFoundError,
     ObjectNotFoundError,
 )
+from .lone_reads import DirectRead, Rows, Scalar
 from .payload import Payload
-from .point_reads import DirectRead, Rows, Scalar
 from .relations import Path
 
 if TYPE_CHECKING:
@@ -360,7 +360,7 @@ class Query(Generic[M]):
 
     def _read(self, op: Any, statements: int = 1, direct: DirectRead[Any] | None = None) -> Any:
         """Run a read; one statement on its own needs no transaction (engines.Access),
-        and a ``direct`` form of it needs no session (duo_orm.point_reads).
+        and a ``direct`` form of it needs no session (duo_orm.lone_reads).
 
         Loader options (``related()``) add a statement per relationship, and those
         must see the same snapshot as the first one.

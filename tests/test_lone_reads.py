@@ -1,4 +1,4 @@
-"""Lone reads without the ORM session (duo_orm.point_reads), sync and async.
+"""Lone reads without the ORM session (duo_orm.lone_reads), sync and async.
 
 A lone ``get``/``get_one`` of a plainly mapped model skips ``Session.get``, and a
 lone ``count``/``exists``/``all``/``first`` runs on a ``Connection``. What a user
@@ -133,7 +133,7 @@ def loaded_state(instance: Any) -> dict[str, Any]:
 
 
 def took_direct_path(model: Any) -> bool:
-    plans = model.__dict__.get("__duo_point_reads__") or {}
+    plans = model.__dict__.get("__duo_lone_reads__") or {}
     return any(plan is not None for plan in plans.values())
 
 

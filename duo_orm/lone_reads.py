@@ -54,7 +54,7 @@ _DRIVERS = frozenset(
         ("postgresql", "psycopg", True),
     }
 )
-_PLANS = "__duo_point_reads__"  # model attribute: {(dialect, driver, async): _Plan | None}
+_PLANS = "__duo_lone_reads__"  # model attribute: {(dialect, driver, async): _Plan | None}
 
 
 class ByKey(Generic[T]):
