@@ -37,7 +37,7 @@ from typing import Any
 
 from duo_orm import Database
 
-from . import checkout, core, e2e, pagination, peers, scaling
+from . import checkout, core, e2e, peers
 from .harness import Result, measure
 from .http import DirectResult, HttpResult, run_direct, run_http
 from .loopback import run_loopback
@@ -298,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "pagination":
             tables += pagination_tables(kinds, args.rounds or (3 if args.quick else 7))
         elif part == "scaling":  # PostgreSQL only: a primary and its streaming standby
+            from . import scaling  # imported when asked for: it needs duo-orm's replicas
+
             tables += scaling.scaling_tables(args.quick, args.rounds or 3)
         else:
             seconds = args.e2e_seconds or (1.0 if args.quick else 4.0)
@@ -374,6 +376,10 @@ def http_tables(kinds: list[str], quick: bool) -> list[tuple[str, str, list[str]
 
 
 def pagination_tables(kinds: list[str], runs: int) -> list[tuple[str, str, list[str], int]]:
+    # imported when asked for: it needs duo_orm.web.listing, which an older checkout
+    # measured with --duo-orm-path may not have
+    from . import pagination
+
     print(f"\nPage {pagination.PAGE:,} of {pagination.ROWS:,} rows:\n{pagination.HEADER}")
     lines: list[str] = []
     for kind in kinds:
