@@ -15,7 +15,6 @@ import sqlite3
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.util import await_only
 
 from ._aiosqlite_hops import OneHopConnection
 
@@ -39,22 +38,20 @@ def watched(engine: Engine) -> bool:
     )
 
 
-def send_sqlite(connection: Connection, sql: str) -> None:
-    """Run ``sql`` (no parameters, no rows) on a SQLite connection, past ``Connection``
-    unless that would hide it; its errors come out as SQLAlchemy's, as they would."""
+def send_begin(connection: Connection, sql: str) -> None:
+    """Send a SQLite ``BEGIN`` past ``Connection`` unless that would hide it; its errors
+    come out as SQLAlchemy's, as they would. On aiosqlite (whose connections are all
+    ``OneHopConnection``) it waits for the transaction's first statement instead."""
     if watched(connection.engine):
         connection.exec_driver_sql(sql)
         return
     driver = connection.connection.driver_connection
-    assert driver is not None
-    if isinstance(driver, OneHopConnection) and sql.startswith("BEGIN"):
-        driver.begin_with_next(sql)  # sent in the hop of the transaction's first statement
+    if isinstance(driver, OneHopConnection):
+        driver.begin_with_next(sql)
         return
+    assert driver is not None
     try:
-        if connection.dialect.is_async:  # aiosqlite: one hop to its thread
-            await_only(driver.execute(sql))
-        else:
-            driver.execute(sql)
+        driver.execute(sql)
     except sqlite3.Error as error:
         raise sa_exc.DBAPIError.instance(
             sql, None, error, sqlite3.Error, dialect=connection.dialect

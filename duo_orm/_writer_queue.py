@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_only
 
-from ._driver_sql import send_sqlite
+from ._driver_sql import send_begin
 
 
 class _Waiter:
@@ -181,7 +181,7 @@ class WriterTurns:
         turn.atexit = False
         connection.info[_TURN] = turn
         try:
-            send_sqlite(connection, sql)
+            send_begin(connection, sql)
         except BaseException:
             self._hand_on(connection.info)
             raise

@@ -28,7 +28,7 @@ from sqlalchemy.pool import QueuePool
 
 from . import liveness
 from ._aiosqlite_hops import OneHopConnection
-from ._driver_sql import send_sqlite
+from ._driver_sql import send_begin
 from ._writer_queue import WriterQueue, WriterTurns, writer_queue
 from .exceptions import ConfigurationError
 from .poolers import behind_transaction_pooler
@@ -402,7 +402,7 @@ def _make_sqlite_strict(
         if turns is not None and sql == "BEGIN IMMEDIATE":
             turns.begin(connection, sql)
         else:
-            send_sqlite(connection, sql)
+            send_begin(connection, sql)
 
     @event.listens_for(engine.pool, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:

@@ -73,18 +73,14 @@ class ByKey(Generic[T]):
 
     def run(self, db: Database) -> T:
         engine = engine_for(db)
-        plan = None if engine is None else _plan(self.model, engine.dialect)
-        if plan is None:
+        if engine is None or (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
-        assert engine is not None
         return self.then(plan.fetch(engine, self.ident))
 
     async def run_async(self, db: Database) -> T:
         engine = async_engine_for(db)
-        plan = None if engine is None else _plan(self.model, engine.dialect)
-        if plan is None:
+        if engine is None or (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
-        assert engine is not None
         return self.then(await plan.fetch_async(engine, self.ident))
 
 
@@ -97,21 +93,14 @@ class Scalar(Generic[T]):
     def __init__(self, model: type[Any], statement: Any, then: Callable[[Any], T]) -> None:
         self.model, self.statement, self.then = model, statement, then
 
-    def _allowed(self, db: Database) -> bool:
-        return (
-            _plain_database(db)
-            and not _orm_execute_listened(_session_class(db))
-            and _plain_model(self.model)
-        )
-
     def run(self, db: Database) -> T:
-        if not self._allowed(db):
+        if not (_session_free(db, _session_class(db)) and _plain_model(self.model)):
             return NotImplemented  # type: ignore[no-any-return]
         with db._engines.sync_engine("single_read").connect() as connection:
             return self.then(connection.execute(self.statement).scalar_one())
 
     async def run_async(self, db: Database) -> T:
-        if not self._allowed(db):
+        if not (_session_free(db, DuoSession) and _plain_model(self.model)):
             return NotImplemented  # type: ignore[no-any-return]
         async with db._engines.async_engine("single_read").connect() as connection:
             return self.then((await connection.execute(self.statement)).scalar_one())
@@ -129,22 +118,20 @@ class Rows(Generic[T]):
         self.model, self.statement, self.then = model, statement, then
 
     def run(self, db: Database) -> T:
-        if not _plain_database(db) or _orm_execute_listened(_session_class(db)):
+        if not _session_free(db, _session_class(db)):
             return NotImplemented  # type: ignore[no-any-return]
         engine = db._engines.sync_engine("single_read")
-        plan = _plan(self.model, engine.dialect)
-        if plan is None:
+        if (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
         with engine.connect() as connection:
             rows = connection.execute(plan.columns_of(self.statement)).all()
         return self.then([plan.loaded(row) for row in rows])
 
     async def run_async(self, db: Database) -> T:
-        if not _plain_database(db) or _orm_execute_listened(DuoSession):
+        if not _session_free(db, DuoSession):
             return NotImplemented  # type: ignore[no-any-return]
         engine = db._engines.async_engine("single_read")
-        plan = _plan(self.model, engine.dialect)
-        if plan is None:
+        if (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
         async with engine.connect() as connection:
             rows = (await connection.execute(plan.columns_of(self.statement))).all()
@@ -156,19 +143,20 @@ DirectRead = ByKey[T] | Scalar[T] | Rows[T]
 
 
 def engine_for(db: Database) -> Engine | None:
-    """The sync engine ``db``'s lone reads may run on without a session, if any."""
-    if not _plain_database(db):
+    """The sync engine ``db``'s point reads may run on past ``Connection``, if any."""
+    if not _session_free(db, _session_class(db)):
         return None
     engine = db._engines.sync_engine()
-    return engine if _unobserved(engine, _session_class(db)) else None
+    return engine if _unobserved(engine) else None
 
 
 def async_engine_for(db: Database) -> AsyncEngine | None:
-    """The async engine ``db``'s lone reads may run on without a session, if any."""
-    if not _plain_database(db):
+    """The async engine ``db``'s point reads may run on past ``Connection``, if any
+    (its sessions are ``DuoSession`` itself, made by an ``async_sessionmaker``)."""
+    if not _session_free(db, DuoSession):
         return None
     engine = db._engines.async_engine()
-    return engine if _unobserved(engine.sync_engine, DuoSession) else None
+    return engine if _unobserved(engine.sync_engine) else None
 
 
 def _session_class(db: Database) -> type[Any]:
@@ -177,17 +165,22 @@ def _session_class(db: Database) -> type[Any]:
     return DuoSession if factory is None else factory.class_
 
 
-def _plain_database(db: Database) -> bool:
-    """No replicas to route to, no test transaction to join, no per-model binds."""
-    return db._router is None and db._isolation is None and "binds" not in db._session_options
+def _session_free(db: Database, session_class: type[Any]) -> bool:
+    """Whether a lone read may skip ``db``'s session: no replicas to route to, no test
+    transaction to join, no per-model binds, no ``do_orm_execute`` listener."""
+    return (
+        db._router is None
+        and db._isolation is None
+        and "binds" not in db._session_options
+        and not _orm_execute_listened(session_class)
+    )
 
 
-def _unobserved(engine: Engine, session_class: type[Any]) -> bool:
-    """Whether a read may skip ``Connection`` and ``Session`` without anyone noticing."""
+def _unobserved(engine: Engine) -> bool:
+    """Whether a read may also skip ``Connection``: a driver this module knows, and
+    nobody watching the engine's statements."""
     dialect = engine.dialect
-    if (dialect.name, dialect.driver, dialect.is_async) not in _DRIVERS or watched(engine):
-        return False
-    return not _orm_execute_listened(session_class)
+    return (dialect.name, dialect.driver, dialect.is_async) in _DRIVERS and not watched(engine)
 
 
 _PROBES: weakref.WeakKeyDictionary[type[Any], Any] = weakref.WeakKeyDictionary()

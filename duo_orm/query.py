@@ -231,14 +231,19 @@ class Query(Generic[M]):
 
     def all(self) -> Any:
         """Every matching row, as a list."""
-        return self._read(self._fetch_all, direct=self._rows(list))
+        statement = self.alchemize()
+        return self._read(
+            lambda session: self._fetch_all(session, statement),
+            direct=self._rows(statement, list),
+        )
 
     def first(self) -> Any:
         """The first matching row, or ``None``."""
         query = self.limit(1)
+        statement = query.alchemize()
         return self._read(
-            lambda session: next(iter(query._fetch_all(session)), None),
-            direct=query._rows(lambda found: found[0] if found else None),
+            lambda session: next(iter(query._fetch_all(session, statement)), None),
+            direct=query._rows(statement, lambda found: found[0] if found else None),
         )
 
     def one(self) -> Any:
@@ -354,9 +359,10 @@ class Query(Generic[M]):
 
     # -- helpers -------------------------------------------------------------
 
-    def _rows(self, then: Callable[[list[M]], Any]) -> Rows[Any] | None:
-        """The session-free form of this query's rows, for a query of one table."""
-        return None if self.joins else Rows(self.model, self.alchemize(), then)
+    def _rows(self, statement: Select[Any], then: Callable[[list[M]], Any]) -> Rows[Any] | None:
+        """The session-free form of this query's rows (``statement``), for a query of
+        one table."""
+        return None if self.joins else Rows(self.model, statement, then)
 
     def _read(self, op: Any, statements: int = 1, direct: DirectRead[Any] | None = None) -> Any:
         """Run a read; one statement on its own needs no transaction (engines.Access),
@@ -370,8 +376,9 @@ class Query(Generic[M]):
             return dispatch.run(database, op, "single_read", direct)
         return dispatch.run(database, op, "read")
 
-    def _fetch_all(self, session: Session) -> list[M]:
-        result = session.scalars(self.alchemize())
+    def _fetch_all(self, session: Session, statement: Select[Any] | None = None) -> list[M]:
+        """The rows of ``statement`` (this query's, when already built) as instances."""
+        result = session.scalars(self.alchemize() if statement is None else statement)
         if self.has_collection_join_load:
             result = result.unique()
         return list(result.all())

@@ -15,6 +15,7 @@ import enum
 import logging
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -84,14 +85,7 @@ def define(db: Database) -> Any:
         def loaded(self) -> None:
             self.from_database = True
 
-    class Models:
-        pass
-
-    models = Models()
-    for model in (Item, Pair, Author, Book, Note):
-        setattr(models, model.__name__, model)
-    models.db = db  # type: ignore[attr-defined]
-    return models
+    return SimpleNamespace(db=db, Item=Item, Pair=Pair, Author=Author, Book=Book, Note=Note)
 
 
 ROW = {
