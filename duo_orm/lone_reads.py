@@ -24,14 +24,12 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import anyio
 from sqlalchemy import Column, Dialect, Engine, Table, and_, bindparam, select
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import ColumnProperty, Mapper, class_mapper
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.util import greenlet_spawn
 
+from . import _lone_statement
 from ._driver_sql import watched
 from .session import DuoSession
 
@@ -276,10 +274,7 @@ class _Plan:
         self._names = tuple(names)
         self._manager = mapper.class_manager
         self._mapper = mapper
-        self._dialect = dialect
-        self._postgresql = dialect.name == "postgresql"
-        self._dbapi_error: type[Any] = dialect.loaded_dbapi.Error
-        self._results: dict[tuple[Any, ...], tuple[Processor, ...]] = {}
+        self._results = ResultProcessors(self._columns, dialect)
 
     def parameters(self, ident: Sequence[Any]) -> Any:
         values = {
@@ -289,73 +284,13 @@ class _Plan:
         return values if self._order is None else [values[name] for name in self._order]
 
     def fetch(self, engine: Engine, ident: Sequence[Any]) -> Any:
-        parameters = self.parameters(ident)
-        pooled = engine.raw_connection()
-        try:
-            connection: Any = pooled.driver_connection
-            autocommit = self._postgresql and not connection.autocommit
-            if autocommit:  # one round trip, and no transaction left for the pool to end
-                connection.autocommit = True
-            cursor = connection.cursor()
-            try:
-                cursor.execute(self.sql, parameters)
-                row = cursor.fetchone()
-                description = cursor.description
-            except self._dbapi_error as error:
-                if self._dialect.is_disconnect(error, connection, cursor):
-                    pooled.invalidate(error)
-                raise self._wrapped(error, parameters, engine) from error
-            finally:
-                cursor.close()
-                if autocommit and pooled.is_valid:
-                    connection.autocommit = False
-        finally:
-            pooled.close()
+        row, description = _lone_statement.run(engine, self.sql, self.parameters(ident))
         return None if row is None else self.instance(row, description)
 
     async def fetch_async(self, engine: AsyncEngine, ident: Sequence[Any]) -> Any:
-        """``fetch`` on psycopg's async connection (the only async driver planned)."""
         parameters = self.parameters(ident)
-        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
-        try:
-            connection: Any = pooled.driver_connection
-            autocommit = not connection.autocommit
-            if autocommit:
-                await connection.set_autocommit(True)
-            cursor = connection.cursor()
-            try:
-                await cursor.execute(self.sql, parameters)
-                row = await cursor.fetchone()
-                description = cursor.description
-            except self._dbapi_error as error:
-                if self._dialect.is_disconnect(error, connection, cursor):
-                    await greenlet_spawn(pooled.invalidate, error)
-                raise self._wrapped(error, parameters, engine.sync_engine) from error
-            finally:
-                with anyio.CancelScope(shield=True):
-                    if connection.closed:  # psycopg closes a query cancelled midway
-                        if pooled.is_valid:
-                            await greenlet_spawn(pooled.invalidate)
-                    else:
-                        await cursor.close()
-                        if autocommit and pooled.is_valid:
-                            await connection.set_autocommit(False)
-        finally:
-            with anyio.CancelScope(shield=True):  # the connection goes back to the pool
-                await greenlet_spawn(pooled.close)
+        row, description = await _lone_statement.run_async(engine, self.sql, parameters)
         return None if row is None else self.instance(row, description)
-
-    def _wrapped(self, error: Exception, parameters: Any, engine: Engine) -> Exception:
-        """The driver's error as SQLAlchemy would have raised it (translated further up)."""
-        wrapped: Exception = sa_exc.DBAPIError.instance(
-            self.sql,
-            parameters,
-            error,
-            self._dbapi_error,
-            hide_parameters=engine.hide_parameters,
-            dialect=self._dialect,
-        )
-        return wrapped
 
     def columns_of(self, statement: Any) -> Any:
         """``statement`` (a ``select(model)``) selecting this plan's columns instead."""
@@ -363,16 +298,7 @@ class _Plan:
 
     def instance(self, row: Sequence[Any], description: Any) -> Any:
         """A detached instance holding the DBAPI ``row`` (values as the driver gave them)."""
-        codes = tuple(entry[1] for entry in description)
-        processors = self._results.get(codes)
-        if processors is None:
-            processors = self._results[codes] = self._processors(codes)
-        return self.loaded(
-            [
-                value if processor is None else processor(value)
-                for value, processor in zip(row, processors, strict=True)
-            ]
-        )
+        return self.loaded(self._results.values(row, description))
 
     def loaded(self, values: Sequence[Any]) -> Any:
         """A detached instance holding ``values`` (Python values, in this plan's column
@@ -384,6 +310,27 @@ class _Plan:
             tuple(values[position] for position in self._key_positions)
         )
         return instance
+
+
+class ResultProcessors:
+    """Turns DBAPI rows of ``columns`` into Python values as the dialect's result
+    processors would (they depend on the type codes the driver reports)."""
+
+    __slots__ = ("_by_codes", "_columns", "_dialect")
+
+    def __init__(self, columns: Sequence[Column[Any]], dialect: Dialect) -> None:
+        self._columns, self._dialect = tuple(columns), dialect
+        self._by_codes: dict[tuple[Any, ...], tuple[Processor, ...]] = {}
+
+    def values(self, row: Sequence[Any], description: Any) -> list[Any]:
+        codes = tuple(entry[1] for entry in description)
+        processors = self._by_codes.get(codes)
+        if processors is None:
+            processors = self._by_codes[codes] = self._processors(codes)
+        return [
+            value if processor is None else processor(value)
+            for value, processor in zip(row, processors, strict=True)
+        ]
 
     def _processors(self, codes: tuple[Any, ...]) -> tuple[Processor, ...]:
         dialect = self._dialect

@@ -1,0 +1,100 @@
+"""One autocommitted statement on a pooled DBAPI connection, past ``Connection``.
+
+``lone_reads`` and ``lone_writes`` send a statement compiled once, with parameters
+they processed themselves, straight to the driver: no execution context, cursor
+wrapper or result object. What ``Connection`` would still have done is done here:
+the pool lends and takes back the connection, a driver error comes out wrapped as
+SQLAlchemy wraps it (so it is translated the same way), and a disconnect
+invalidates the connection. On PostgreSQL the statement runs in autocommit, one
+round trip, and the connection goes back to the pool as it came.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from sqlalchemy import Dialect, Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+
+# The row (or None) and the cursor's description, as the driver gave them.
+Outcome = tuple[Any, Any]
+
+
+def run(engine: Engine, sql: str, parameters: Any) -> Outcome:
+    dialect = engine.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    pooled = engine.raw_connection()
+    try:
+        connection: Any = pooled.driver_connection
+        autocommit = dialect.name == "postgresql" and not connection.autocommit
+        if autocommit:  # one round trip, and no transaction left for the pool to end
+            connection.autocommit = True
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            description = cursor.description
+            row = None if description is None else cursor.fetchone()
+        except dbapi_error as error:
+            if dialect.is_disconnect(error, connection, cursor):
+                pooled.invalidate(error)
+            raise wrapped(error, sql, parameters, engine) from error
+        finally:
+            cursor.close()
+            if autocommit and pooled.is_valid:
+                connection.autocommit = False
+    finally:
+        pooled.close()
+    return row, description
+
+
+async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
+    """``run`` on psycopg's async connection (the only async driver sent to)."""
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    pooled = await greenlet_spawn(sync_engine.raw_connection)
+    try:
+        connection: Any = pooled.driver_connection
+        autocommit = not connection.autocommit
+        if autocommit:
+            await connection.set_autocommit(True)
+        cursor = connection.cursor()
+        try:
+            await cursor.execute(sql, parameters)
+            description = cursor.description
+            row = None if description is None else await cursor.fetchone()
+        except dbapi_error as error:
+            if dialect.is_disconnect(error, connection, cursor):
+                await greenlet_spawn(pooled.invalidate, error)
+            raise wrapped(error, sql, parameters, sync_engine) from error
+        finally:
+            with anyio.CancelScope(shield=True):
+                if connection.closed:  # psycopg closes a query cancelled midway
+                    if pooled.is_valid:
+                        await greenlet_spawn(pooled.invalidate)
+                else:
+                    await cursor.close()
+                    if autocommit and pooled.is_valid:
+                        await connection.set_autocommit(False)
+    finally:
+        with anyio.CancelScope(shield=True):  # the connection goes back to the pool
+            await greenlet_spawn(pooled.close)
+    return row, description
+
+
+def wrapped(error: Exception, sql: str, parameters: Any, engine: Engine) -> Exception:
+    """``error`` (from the driver, or from processing a parameter) as SQLAlchemy would
+    have raised it: a ``DBAPIError`` subclass, or a ``StatementError``."""
+    dialect: Dialect = engine.dialect
+    result: Exception = sa_exc.DBAPIError.instance(
+        sql,
+        parameters,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        dialect=dialect,
+    )
+    return result
