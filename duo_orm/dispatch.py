@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 from sqlalchemy.orm import Session
@@ -24,13 +24,23 @@ from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
 from .frame import DeferredFrame, Frame
-from .lone_reads import DirectRead
 
 if TYPE_CHECKING:
     from .database import Database
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 Operation = Callable[[Session], T]
+
+
+class Direct(Protocol[T_co]):
+    """A statement-mode call's way past the ORM session (``lone_reads``, ``lone_writes``):
+    its result, or ``NotImplemented`` when the session must run the operation after all."""
+
+    def run(self, db: Database) -> T_co: ...
+
+    async def run_async(self, db: Database) -> T_co: ...
+
 
 # The session an operation is running on right now. A model hook (validate())
 # that makes an ORM call of its own runs it on this same session.
@@ -68,13 +78,13 @@ def event_loop_running() -> bool:
 
 
 def run(
-    db: Database, op: Operation[T], access: Access = "write", direct: DirectRead[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
 ) -> Any:
     """Run ``op``: returns its value in sync code, an awaitable of it in async code.
 
     ``access="single_read"`` says ``op`` sends one read statement and nothing else:
-    in statement mode it then runs without BEGIN/COMMIT (see engines.Access), and
-    as ``direct`` instead when that is given and allowed.
+    in statement mode it then runs without BEGIN/COMMIT (see engines.Access). In
+    statement mode ``direct``, when given, runs instead of ``op`` if it can.
     """
     current = _running_on.get()
     if current is not None:
@@ -107,7 +117,7 @@ def _bound(db: Database, op: Operation[T]) -> Operation[T]:
 
 
 def run_sync(
-    db: Database, op: Operation[T], access: Access = "write", direct: DirectRead[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
 ) -> T:
     frame = db._current_frame(access)
     isolation = db._isolation
@@ -128,10 +138,10 @@ def run_sync(
 
 
 def _statement_call(
-    db: Database, op: Operation[T], access: Access, direct: DirectRead[T] | None = None
+    db: Database, op: Operation[T], access: Access, direct: Direct[T] | None = None
 ) -> tuple[T, list[Any]]:
     """``op`` in a session of its own, committed; with the callbacks its hooks registered."""
-    if direct is not None and access == "single_read":
+    if direct is not None:
         with translated_errors():
             result = direct.run(db)
         if result is not NotImplemented:
@@ -161,7 +171,7 @@ def _one_thread_hop(db: Database) -> bool:
 
 
 async def run_async(
-    db: Database, op: Operation[T], access: Access = "write", direct: DirectRead[T] | None = None
+    db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
 ) -> T:
     frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
@@ -169,7 +179,7 @@ async def run_async(
         if callbacks:
             await run_after_async_commit(callbacks)
         return result
-    if frame is None and direct is not None and access == "single_read":
+    if frame is None and direct is not None:
         with translated_errors():
             result = await direct.run_async(db)
         if result is not NotImplemented:

@@ -188,10 +188,15 @@ def _orm_execute_listened(session_class: type[Any]) -> bool:
     """Whether a ``do_orm_execute`` listener (on ``Session``, a subclass or a
     sessionmaker) would see this class's sessions: asked of a bare instance, whose
     event collection follows the class-level listeners as they come and go."""
+    return bool(session_probe(session_class).dispatch.do_orm_execute)
+
+
+def session_probe(session_class: type[Any]) -> Any:
+    """A bare instance of ``session_class``, to ask which listeners its sessions have."""
     probe = _PROBES.get(session_class)
     if probe is None:
         probe = _PROBES[session_class] = object.__new__(session_class)
-    return bool(probe.dispatch.do_orm_execute)
+    return probe
 
 
 _PLAIN = "__duo_plain_columns__"  # model attribute: _plain_columns(), once

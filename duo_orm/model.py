@@ -18,7 +18,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import dispatch, lone_reads
+from . import dispatch, lone_reads, lone_writes
 from ._shown import shown
 from .bulk import all_or_nothing
 from .columns import ColumnSpec, column_specs, stamp_events, stamped_keys
@@ -104,7 +104,12 @@ class Model:
             _flush(session, new)
             return new
 
-        return dispatch.run(cls.__duo_database__, op)
+        if instance is not None:
+            return dispatch.run(cls.__duo_database__, op)
+        direct = lone_writes.Insert(
+            cls, lambda: payload_values(cls, data, fields, partial=False), _created
+        )
+        return dispatch.run(cls.__duo_database__, op, "write", direct)
 
     @classmethod
     def create_bulk(
@@ -429,6 +434,10 @@ def _flush(session: Session, instance: Model) -> None:
         if instance in session and (state.pending or dispatch.is_statement_session(session)):
             session.expunge(instance)
         raise
+
+
+def _created(instance: M) -> M:
+    return instance
 
 
 def _new_instance(model: type[M], item: Model) -> M:

@@ -1,0 +1,274 @@
+"""A lone ``create`` that skips the ORM session when nothing would notice.
+
+``Model.create(...)`` in statement mode is one INSERT. Through a session it also
+pays for the session, its transaction and the unit of work's flush plan, and on
+PostgreSQL three round trips (BEGIN, the INSERT, COMMIT) where one autocommitted
+INSERT is just as atomic. For a model the ORM would insert column by column, this
+module runs the same hooks (timestamps, defaults, column checks), sends an INSERT
+compiled once per set of columns on a pooled DBAPI connection, with RETURNING for
+the key and what the database fills in, and leaves the instance as a closed
+session leaves a created one: detached, with its identity key, nothing pending.
+
+Whatever could tell the ORM path from this takes it instead: everything that keeps
+a point read on it (``lone_reads``), an overridden ``validate()`` (it may query,
+and must see its write's transaction), session listeners of any kind besides
+duo-orm's own, mapper insert events, a version counter, a default computed at
+INSERT time (a Python callable, a SQL expression, a sequence) that no value
+replaces, and SQL expressions given as values.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Column, Dialect, Engine, Table, bindparam, insert
+from sqlalchemy.orm import class_mapper
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.sql.elements import ClauseElement
+
+from . import _lone_statement
+from .hooks import before_insert, run_model_hooks
+from .lone_reads import (
+    Processor,
+    ResultProcessors,
+    _plain_model,
+    _session_class,
+    async_engine_for,
+    engine_for,
+    session_probe,
+)
+from .session import DuoSession
+
+if TYPE_CHECKING:
+    from .database import Database
+
+T = TypeVar("T")
+
+# Drivers (name, driver, async) whose connection this module can run one
+# autocommitted INSERT on. SQLite's writers take turns (``_writer_queue``) at the
+# BEGIN a session sends, so its INSERTs keep the ORM path.
+_DRIVERS = frozenset(
+    {
+        ("postgresql", "psycopg", False),
+        ("postgresql", "psycopg2", False),
+        ("postgresql", "psycopg", True),
+    }
+)
+_TABLES = "__duo_lone_inserts__"  # model attribute: {(dialect, driver, async): _Table | None}
+
+
+class Insert(Generic[T]):
+    """A lone INSERT of one new row of ``model`` from column ``values``, for ``dispatch``
+    to run past the session. ``then`` turns the created instance into the call's
+    result. Each run gives ``NotImplemented`` when the ORM must do the write."""
+
+    __slots__ = ("model", "then", "values")
+
+    def __init__(
+        self, model: type[Any], values: Callable[[], dict[str, Any]], then: Callable[[Any], T]
+    ) -> None:
+        self.model, self.values, self.then = model, values, then
+
+    def run(self, db: Database) -> T:
+        engine = engine_for(db)
+        if engine is None or not _writes_unobserved(_session_class(db)):
+            return NotImplemented  # type: ignore[no-any-return]
+        prepared = self._prepare(engine.dialect)
+        if prepared is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        instance, plan = prepared
+        parameters = plan.parameters(instance, engine)
+        row, description = _lone_statement.run(engine, plan.sql, parameters)
+        return self.then(plan.stored(instance, row, description))
+
+    async def run_async(self, db: Database) -> T:
+        engine = async_engine_for(db)
+        if engine is None or not _writes_unobserved(DuoSession):
+            return NotImplemented  # type: ignore[no-any-return]
+        prepared = self._prepare(engine.dialect)
+        if prepared is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        instance, plan = prepared
+        parameters = plan.parameters(instance, engine.sync_engine)
+        row, description = await _lone_statement.run_async(engine, plan.sql, parameters)
+        return self.then(plan.stored(instance, row, description))
+
+    def _prepare(self, dialect: Dialect) -> tuple[Any, _Insert] | None:
+        """The new instance, after its hooks, with the INSERT that stores it; ``None``
+        if the ORM must write it."""
+        table = _table(self.model, dialect)
+        if table is None:
+            return None
+        values = self.values()
+        if not table.takes(values):
+            return None
+        instance = self.model(**values)
+        before_insert(instance)
+        return instance, table.insert_of(instance_state(instance).dict)
+
+
+def _writes_unobserved(session_class: type[Any]) -> bool:
+    """Whether no session listener but duo-orm's own hooks would see a write."""
+    before_flush, others = _listeners(session_class)
+    return not any(others) and list(before_flush) == [run_model_hooks]
+
+
+_LISTENERS: weakref.WeakKeyDictionary[type[Any], tuple[Any, tuple[Any, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _listeners(session_class: type[Any]) -> tuple[Any, tuple[Any, ...]]:
+    """The probe's ``before_flush`` listeners and those of every other session event:
+    collections that follow the class-level listeners as they come and go."""
+    found = _LISTENERS.get(session_class)
+    if found is None:
+        dispatch = session_probe(session_class).dispatch
+        others = tuple(
+            getattr(dispatch, name) for name in dispatch._event_names if name != "before_flush"
+        )
+        found = _LISTENERS[session_class] = (dispatch.before_flush, others)
+    return found
+
+
+def _table(model: type[Any], dialect: Dialect) -> _Table | None:
+    tables: dict[tuple[str, str, bool], _Table | None] | None = model.__dict__.get(_TABLES)
+    if tables is None:
+        tables = {}
+        setattr(model, _TABLES, tables)
+    key = (dialect.name, dialect.driver, dialect.is_async)
+    if key not in tables:
+        eligible = key in _DRIVERS and dialect.insert_returning
+        tables[key] = _Table.of(model, dialect) if eligible else None
+    return tables[key]
+
+
+class _Table:
+    """One model's lone INSERTs on one dialect, a statement per set of columns given."""
+
+    @classmethod
+    def of(cls, model: type[Any], dialect: Dialect) -> _Table | None:
+        if not _plain_model(model):
+            return None
+        mapper = class_mapper(model)
+        from .model import Model
+
+        if (
+            model.validate is not Model.validate
+            or mapper.version_id_col is not None
+            or mapper.dispatch.before_insert
+            or mapper.dispatch.after_insert
+            or not isinstance(mapper.local_table, Table)
+            or not mapper.local_table.implicit_returning
+        ):
+            return None
+        return cls(mapper.local_table, model.__dict__["__duo_plain_columns__"], dialect)
+
+    def __init__(
+        self, table: Table, columns: list[tuple[str, Column[Any]]], dialect: Dialect
+    ) -> None:
+        self._table, self._columns, self._dialect = table, columns, dialect
+        # filled in at INSERT time unless a value is given: the ORM path must run then
+        self._computed_defaults = frozenset(
+            key
+            for key, column in columns
+            if column.default is not None and not getattr(column.default, "is_scalar", False)
+        )
+        self._key_positions = [
+            position for position, (_, column) in enumerate(columns) if column.primary_key
+        ]
+        self._plans: dict[tuple[str, ...], _Insert] = {}
+
+    def takes(self, values: Mapping[str, Any]) -> bool:
+        """Whether the lone INSERT can store a row given ``values`` (the caller's)."""
+        for key in self._computed_defaults:
+            if values.get(key) is None:
+                return False
+        for value in values.values():
+            if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
+                return False
+        return True
+
+    def insert_of(self, state: Mapping[str, Any]) -> _Insert:
+        """The INSERT for an instance holding ``state`` after its hooks.
+
+        A ``None`` is left out, as the ORM leaves it out, unless the column's type
+        stores ``None`` as a value of its own (JSON's ``null``).
+        """
+        given = tuple(
+            key
+            for key, column in self._columns
+            if key in state and (state[key] is not None or column.type.should_evaluate_none)
+        )
+        plan = self._plans.get(given)
+        if plan is None:
+            plan = self._plans[given] = _Insert(self, given)
+        return plan
+
+
+class _Insert:
+    """An INSERT of one set of columns, compiled once, and what its RETURNING fills in."""
+
+    def __init__(self, table: _Table, given: tuple[str, ...]) -> None:
+        dialect = table._dialect
+        by_key = dict(table._columns)
+        given_columns = [by_key[key] for key in given]
+        # what the database fills in: the key, server defaults, identities, computed
+        returned = [
+            (key, column)
+            for key, column in table._columns
+            if key not in given
+            and (
+                column.primary_key
+                or column.server_default is not None
+                or column.computed is not None
+                or column.identity is not None
+            )
+        ]
+        names = [f"duo_{number}" for number in range(len(given))]
+        statement = insert(table._table).values(
+            {
+                column: bindparam(name, type_=column.type)
+                for column, name in zip(given_columns, names, strict=True)
+            }
+        )
+        if returned:
+            statement = statement.returning(*(column for _, column in returned))
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self._given = given
+        self._names = tuple(names)
+        self._binds: tuple[Processor, ...] = tuple(
+            column.type.dialect_impl(dialect).bind_processor(dialect) for column in given_columns
+        )
+        self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self._returned_keys = tuple(key for key, _ in returned)
+        self._results = ResultProcessors([column for _, column in returned], dialect)
+        self._key_keys = tuple(key for key, column in table._columns if column.primary_key)
+
+    def parameters(self, instance: Any, engine: Engine) -> Any:
+        """The DBAPI parameters for ``instance``; a value its type refuses raises as
+        ``Connection`` would raise it."""
+        state = instance_state(instance).dict
+        values = {}
+        try:
+            for name, key, bind in zip(self._names, self._given, self._binds, strict=True):
+                value = state[key]
+                values[name] = value if bind is None or value is None else bind(value)
+        except Exception as error:
+            raise _lone_statement.wrapped(error, self.sql, None, engine) from error
+        return values if self._order is None else [values[name] for name in self._order]
+
+    def stored(self, instance: Any, row: Any, description: Any) -> Any:
+        """``instance`` as the ORM leaves a created one once its session is closed."""
+        state = instance_state(instance)
+        if self._returned_keys:
+            returned = self._results.values(row, description)
+            state.dict.update(zip(self._returned_keys, returned, strict=True))
+        state._commit_all(state.dict)
+        state.key = state.mapper.identity_key_from_primary_key(
+            tuple(state.dict[key] for key in self._key_keys)
+        )
+        return instance

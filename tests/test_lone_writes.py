@@ -1,0 +1,298 @@
+"""A lone ``create`` without the ORM session (duo_orm.lone_writes), sync and async.
+
+In statement mode a ``create`` of a plainly mapped model on PostgreSQL (psycopg,
+psycopg2) is one autocommitted INSERT ... RETURNING. What a user relies on: the
+instance comes back as the ORM would leave it (values, defaults the database
+filled in, key, detached and unmodified), the row is really there, errors are the
+same, and anything that would notice the difference (a ``validate()`` that
+queries, session or mapper listeners, engine listeners, SQL logging, defaults
+computed at INSERT time, SQL expressions as values) still gets the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import logging
+import uuid
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+import pytest
+from sqlalchemy import event, func, inspect, select, text
+from sqlalchemy.orm import Session
+
+from duo_orm import (
+    JSON,
+    Database,
+    DateTime,
+    IntegrityError,
+    Mapped,
+    Numeric,
+    String,
+    ValidationError,
+    mapped_column,
+)
+
+from .conftest import async_tables, tables
+from .test_lone_reads import ROW, Colour
+
+
+def define(db: Database) -> Any:
+    class Item(db.Model):
+        __tablename__ = "items"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column("item_name", String(50), unique=True)
+        price: Mapped[decimal.Decimal] = mapped_column(Numeric(10, 2))
+        seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+        on: Mapped[dt.date]
+        active: Mapped[bool]
+        colour: Mapped[Colour]
+        token: Mapped[uuid.UUID]
+        data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+        hidden: Mapped[bool] = mapped_column(default=False)
+        note: Mapped[str | None] = mapped_column(String(50))
+        status: Mapped[str] = mapped_column(String(10), server_default=text("'new'"))
+        created_at: Mapped[dt.datetime | None] = mapped_column(
+            DateTime(timezone=True), info={"set_on": "create"}
+        )
+
+    class Pair(db.Model):
+        __tablename__ = "pairs"
+        left: Mapped[int] = mapped_column(primary_key=True)
+        right: Mapped[str] = mapped_column(String(10), primary_key=True)
+        note: Mapped[str | None] = mapped_column(String(50))
+
+    class Ticket(db.Model):  # a key made in Python at INSERT time
+        __tablename__ = "tickets"
+        id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+        title: Mapped[str] = mapped_column(String(50))
+
+    class Checked(db.Model):  # a validate() that reads, inside its write's transaction
+        __tablename__ = "checked"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(String(50))
+
+        def validate(self) -> None:
+            if Checked.where(Checked.title == self.title).exists():
+                raise ValidationError("title taken", field="title")
+
+    return SimpleNamespace(db=db, Item=Item, Pair=Pair, Ticket=Ticket, Checked=Checked)
+
+
+@pytest.fixture
+def s(url: str) -> Iterator[Any]:
+    with tables(Database(url), define) as models:
+        yield models
+
+
+def created_state(instance: Any) -> dict[str, Any]:
+    state = inspect(instance)
+    values = {key: value for key, value in state.dict.items() if not key.startswith("_")}
+    values.pop("created_at", None)  # a clock reading: compared on its own
+    return {
+        "values": values,
+        "types": {key: type(value) for key, value in values.items()},
+        "model": state.key[0],
+        "detached": state.detached,
+        "modified": state.modified,
+        "committed": dict(state.committed_state),
+        "expired": set(state.expired_attributes),
+        "unloaded": set(state.unloaded),
+    }
+
+
+def orm_created(models: Any, model: Any, **values: Any) -> Any:
+    """The instance as the ORM path leaves it: created in a transaction, then closed."""
+    with models.db.transaction():
+        return model.create(**values)
+
+
+def inserts_sent_directly(model: Any) -> int:
+    tables = model.__dict__.get("__duo_lone_inserts__") or {}
+    return sum(len(table._plans) for table in tables.values() if table is not None)
+
+
+def direct_on(backend: str) -> bool:
+    return backend.startswith("postgresql")  # a sync engine on psycopg either way
+
+
+def test_create_leaves_the_instance_the_orm_would(s: Any, backend: str) -> None:
+    item = s.Item.create(**ROW)
+    pair = s.Pair.create(left=1, right="x")
+    assert bool(inserts_sent_directly(s.Item)) is direct_on(backend)
+    expected = orm_created(s, s.Item, **{**ROW, "name": "second", "token": uuid.uuid4()})
+    expected_pair = orm_created(s, s.Pair, left=2, right="y")
+    mine, theirs = created_state(item), created_state(expected)
+    assert mine["values"].pop("id") == 1 and theirs["values"].pop("id") == 2
+    assert mine["values"].pop("name") == "lamp" and theirs["values"].pop("name") == "second"
+    assert mine["values"].pop("token") == ROW["token"]
+    theirs["values"].pop("token")
+    assert mine == theirs
+    assert {"status", "hidden"} <= mine["values"].keys() and mine["unloaded"] == {"note"}
+    assert item.status == "new" and item.hidden is False and item.note is None
+    assert item.created_at is not None and item.created_at.tzinfo is not None
+    assert created_state(pair)["values"] == {"left": 1, "right": "x"}
+    assert {k: v for k, v in created_state(pair).items() if k != "values"} == {
+        k: v for k, v in created_state(expected_pair).items() if k != "values"
+    }
+    assert inspect(pair).key[:2] == (s.Pair, (1, "x")) and inspect(item).key[1] == (1,)
+    stored = s.Item.get_one(1)
+    assert {key: getattr(stored, key) for key in ROW} == ROW
+    assert stored.created_at == item.created_at
+
+
+@pytest.mark.anyio
+async def test_create_leaves_the_instance_the_orm_would_async(url: str, backend: str) -> None:
+    async with async_tables(Database(url), define) as models:
+        item = await models.Item.create(**ROW)
+        assert bool(inserts_sent_directly(models.Item)) is (backend == "postgresql")
+        async with models.db.transaction():
+            expected = await models.Item.create(**{**ROW, "name": "second", "token": uuid.uuid4()})
+        mine, theirs = created_state(item), created_state(expected)
+        for state in (mine, theirs):
+            for key in ("id", "name", "token"):
+                state["values"].pop(key)
+        assert mine == theirs
+        assert item.id == 1 and item.status == "new"
+        stored = await models.Item.get_one(1)
+        assert {key: getattr(stored, key) for key in ROW} == ROW
+
+
+def test_a_created_instance_saves_updates_and_deletes(s: Any) -> None:
+    item = s.Item.create(**ROW)
+    item.name = "desk"
+    item.save()
+    assert s.Item.get_one(1).name == "desk"
+    item.update(price=decimal.Decimal("3.00"))
+    assert s.Item.get_one(1).price == decimal.Decimal("3.00")
+    item.delete()
+    assert s.Item.count() == 0
+
+
+def test_json_null_and_explicit_none(s: Any) -> None:
+    item = s.Item.create(**{**ROW, "data": None}, note=None, status=None)
+    stored = s.Item.get_one(item.id)
+    assert (item.data, item.note) == (None, None) and stored.data is None
+    assert item.status == stored.status  # None left out: the server default fills it
+
+
+def test_a_conflict_is_the_same_error_either_way(s: Any, backend: str) -> None:
+    s.Item.create(**ROW)
+    with pytest.raises(IntegrityError) as direct:
+        s.Item.create(**{**ROW, "token": uuid.uuid4()})
+    engine = s.db.sync_engine
+    event.listen(engine, "before_cursor_execute", ignore)  # the ORM path, then
+    try:
+        with pytest.raises(IntegrityError) as orm:
+            s.Item.create(**{**ROW, "token": uuid.uuid4()})
+    finally:
+        event.remove(engine, "before_cursor_execute", ignore)
+    assert str(direct.value) == str(orm.value)
+    assert (direct.value.kind, direct.value.constraint) == (orm.value.kind, orm.value.constraint)
+    assert s.Item.count() == 1
+
+
+def ignore(*args: Any) -> None:
+    pass
+
+
+def test_what_could_tell_the_difference_gets_the_orm(
+    s: Any, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticket = s.Ticket.create(title="made in Python")  # default=uuid4 filled at INSERT
+    assert isinstance(ticket.id, uuid.UUID) and s.Ticket.get_one(ticket.id).title
+    assert inserts_sent_directly(s.Ticket) == 0
+    given = s.Ticket.create(id=uuid.uuid4(), title="key given")
+    assert s.Ticket.get_one(given.id) is not None
+    assert bool(inserts_sent_directly(s.Ticket)) is direct_on(backend)
+
+    s.Checked.create(title="a")
+    with pytest.raises(ValidationError, match="title taken"):
+        s.Checked.create(title="a")
+    assert s.Checked.count() == 1 and s.Checked.__dict__["__duo_lone_inserts__"] == {
+        key: None for key in s.Checked.__dict__["__duo_lone_inserts__"]
+    }
+
+    lowered = s.Item.create(**{**ROW, "name": func.lower("LOUD")})
+    assert s.Item.get_one(lowered.id).name == "loud"
+
+    seen: list[str] = []
+    committed: list[Any] = []
+    inserted: list[Any] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split()[0])
+
+    def after_commit(session: Any) -> None:
+        committed.append(session)
+
+    def before_insert(mapper: Any, connection: Any, target: Any) -> None:
+        inserted.append(target)
+
+    engine = s.db.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        s.Pair.create(left=10, right="a")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert "INSERT" in seen
+    event.listen(Session, "after_commit", after_commit)
+    try:
+        s.Pair.create(left=11, right="a")
+    finally:
+        event.remove(Session, "after_commit", after_commit)
+    assert len(committed) == 1
+    event.listen(s.Pair, "before_insert", before_insert)
+    try:
+        s.Pair.create(left=12, right="a")
+    finally:
+        event.remove(s.Pair, "before_insert", before_insert)
+    assert [pair.left for pair in inserted] == [12]
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        s.Pair.create(left=13, right="a")
+    assert any("INSERT INTO pairs" in record.getMessage() for record in caplog.records)
+    assert s.Pair.count() == 4
+
+
+@pytest.mark.postgres
+def test_a_create_leaves_no_transaction_open(s: Any) -> None:
+    for number in range(3):
+        s.Pair.create(left=number, right="x")
+    # autocommit is switched back: a transaction after the create still rolls back
+    with pytest.raises(RuntimeError), s.db.transaction():
+        s.Pair.create(left=99, right="x")
+        raise RuntimeError("roll back")
+    with s.db.sync_standalone_session() as session:
+        assert session.scalar(select(func.count()).select_from(text("pairs"))) == 3
+        idle = session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+            )
+        )
+    assert idle == 0
+
+
+# asyncpg creates take the ORM path, where a query cancelled mid-flight closes its
+# connection and asyncpg reports connection_lost() to the event loop.
+@pytest.mark.backends("postgresql")
+@pytest.mark.anyio
+async def test_a_cancelled_async_create_writes_all_or_nothing(url: str) -> None:
+    async with async_tables(Database(url), define) as models:
+        returned = []
+        for number in range(40):
+            with anyio.move_on_after(0 if number % 2 else 0.0003):
+                returned.append(await models.Pair.create(left=number, right="x"))
+        stored = {pair.left for pair in await models.Pair.all()}
+        assert {pair.left for pair in returned} <= stored
+        for pair in await models.Pair.all():
+            assert pair.right == "x"
+        assert models.db.async_engine.sync_engine.pool.checkedout() == 0
+        with pytest.raises(RuntimeError):
+            async with models.db.transaction():
+                await models.Pair.create(left=100, right="x")
+                raise RuntimeError("roll back")
+        assert await models.Pair.count() == len(stored)
