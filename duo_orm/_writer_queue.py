@@ -18,7 +18,8 @@ import sqlite3
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -169,11 +170,8 @@ class WriterTurns:
             taken = await_only(self.queue.acquire_async(self.timeout))
         else:
             taken = self.queue.acquire(self.timeout)
-        if not taken:  # what SQLite says when its own busy timeout runs out
-            locked = sqlite3.OperationalError("database is locked")
-            locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
-            locked.sqlite_errorname = "SQLITE_BUSY"
-            raise OperationalError(sql, None, locked)
+        if not taken:
+            raise _locked(sql)
         # Handed on at COMMIT/ROLLBACK, or, should the connection be abandoned in its
         # transaction (a task on a loop that has closed), once its checkout is garbage:
         # SQLite lets its own lock go then too.
@@ -185,6 +183,16 @@ class WriterTurns:
         except BaseException:
             self._hand_on(connection.info)
             raise
+
+    @contextmanager
+    def alone(self, sql: str) -> Iterator[None]:
+        """Hold the turn (waiting in this thread) while one autocommitted write runs."""
+        if not self.queue.acquire(self.timeout):
+            raise _locked(sql)
+        try:
+            yield
+        finally:
+            self.queue.release()
 
     def _ending(self, end: Callable[[Any], None]) -> Callable[[Any], None]:
         def end_then_hand_on(dbapi_connection: Any) -> None:
@@ -207,3 +215,11 @@ class WriterTurns:
         turn = info.pop(_TURN, None)
         if turn is not None:
             turn()  # releases once, whoever calls first
+
+
+def _locked(sql: str) -> OperationalError:
+    """What SQLite says when its own busy timeout runs out."""
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    locked.sqlite_errorname = "SQLITE_BUSY"
+    return OperationalError(sql, None, locked)

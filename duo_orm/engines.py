@@ -114,6 +114,8 @@ class Engines:
         self._memory_keeper: sqlite3.Connection | None = None
         self._isolated: Engine | None = None
         self._sync_variants: dict[Access, Engine] = {}
+        # how the sync SQLite engine's writers take turns (None: they don't)
+        self.sync_turns: WriterTurns | None = None
         self._async_variants: dict[Access, AsyncEngine] = {}
 
     def sibling(self, urls: DerivedURLs) -> Engines:
@@ -141,7 +143,8 @@ class Engines:
             self._keep_memory_alive()
             engine = self._sync = self._build(create_engine, self.urls.sync)
             if self.is_sqlite:
-                self._make_strict(engine, self._sqlite_begin, self._turns(engine, on_loop=False))
+                self.sync_turns = self._turns(engine, on_loop=False)
+                self._make_strict(engine, self._sqlite_begin, self.sync_turns)
         if access == "write":
             return engine
         variant = self._sync_variants.get(access)

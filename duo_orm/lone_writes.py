@@ -5,7 +5,8 @@ pays for the session, its transaction and the unit of work's flush plan, and on
 PostgreSQL three round trips (BEGIN, the INSERT, COMMIT) where one autocommitted
 INSERT is just as atomic. For a model the ORM would insert column by column, this
 module runs the same hooks (timestamps, defaults, column checks), sends an INSERT
-compiled once per set of columns on a pooled DBAPI connection, with RETURNING for
+compiled once per set of columns on a pooled DBAPI connection (on SQLite in this
+process's writer queue, as a BEGIN IMMEDIATE waits there), with RETURNING for
 the key and what the database fills in, and leaves the instance as a closed
 session leaves a created one: detached, with its identity key, nothing pending.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Column, Dialect, Engine, Table, bindparam, insert
@@ -47,10 +49,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # Drivers (name, driver, async) whose connection this module can run one
-# autocommitted INSERT on. SQLite's writers take turns (``_writer_queue``) at the
-# BEGIN a session sends, so its INSERTs keep the ORM path.
+# autocommitted INSERT on. An async call on SQLite runs as a sync one in a worker
+# thread (``dispatch``), and takes its turn among the writers as a BEGIN would.
 _DRIVERS = frozenset(
     {
+        ("sqlite", "pysqlite", False),
         ("postgresql", "psycopg", False),
         ("postgresql", "psycopg2", False),
         ("postgresql", "psycopg", True),
@@ -80,7 +83,9 @@ class Insert(Generic[T]):
             return NotImplemented  # type: ignore[no-any-return]
         instance, plan = prepared
         parameters = plan.parameters(instance, engine)
-        row, description = _lone_statement.run(engine, plan.sql, parameters)
+        turns = db._engines.sync_turns
+        with nullcontext() if turns is None else turns.alone(plan.sql):
+            row, description = _lone_statement.run(engine, plan.sql, parameters)
         return self.then(plan.stored(instance, row, description))
 
     async def run_async(self, db: Database) -> T:
