@@ -72,7 +72,9 @@ async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
             raise wrapped(error, sql, parameters, sync_engine) from error
         finally:
             with anyio.CancelScope(shield=True):
-                if connection.closed:  # psycopg closes a query cancelled midway
+                # A query cancelled midway: psycopg closes the connection, or (before
+                # 3.2) leaves the query running on it. Either way it is not reusable.
+                if connection.closed or connection.info.transaction_status.name != "IDLE":
                     if pooled.is_valid:
                         await greenlet_spawn(pooled.invalidate)
                 else:
