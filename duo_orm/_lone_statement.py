@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from sqlalchemy import Dialect, Engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 # The row (or None) and the cursor's description, as the driver gave them.
@@ -85,6 +85,62 @@ async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
         with anyio.CancelScope(shield=True):  # the connection goes back to the pool
             await greenlet_spawn(pooled.close)
     return row, description
+
+
+async def run_in_transaction(connection: AsyncConnection, sql: str, parameters: Any) -> Outcome:
+    """One statement on psycopg's async connection inside the transaction it holds
+    (psycopg sends the BEGIN with the first one)."""
+    sync_engine = connection.sync_engine
+    dialect = sync_engine.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    cursor = driver.cursor()
+    try:
+        await cursor.execute(sql, parameters)
+        description = cursor.description
+        row = None if description is None else await cursor.fetchone()
+    except dbapi_error as error:
+        if dialect.is_disconnect(error, driver, cursor):
+            await connection.invalidate(error)
+        raise wrapped(error, sql, parameters, sync_engine) from error
+    finally:
+        if _reusable(driver):  # else the query was cancelled midway: nothing to close
+            with anyio.CancelScope(shield=True):
+                await cursor.close()
+    return row, description
+
+
+async def commit_transaction(connection: AsyncConnection) -> None:
+    """COMMIT what ``run_in_transaction`` sent; a refusal comes out as SQLAlchemy's."""
+    sync_engine = connection.sync_engine
+    dbapi_error: type[Any] = sync_engine.dialect.loaded_dbapi.Error
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    try:
+        await driver.commit()
+    except dbapi_error as error:
+        if sync_engine.dialect.is_disconnect(error, driver, None):
+            await connection.invalidate(error)
+        raise wrapped(error, "COMMIT", None, sync_engine) from error
+
+
+async def rollback_transaction(connection: AsyncConnection) -> None:
+    """ROLLBACK, or drop a connection left mid-query (or closed) by a cancellation."""
+    with anyio.CancelScope(shield=True):
+        if connection.invalidated:
+            return
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        if _reusable(driver):
+            try:
+                await driver.rollback()
+                return
+            except Exception:  # whatever went wrong, the connection is not reused
+                pass
+        await connection.invalidate()
+
+
+def _reusable(driver: Any) -> bool:
+    """Whether a psycopg connection is open and not in the middle of a query."""
+    return not driver.closed and driver.info.transaction_status.name != "ACTIVE"
 
 
 def wrapped(error: Exception, sql: str, parameters: Any, engine: Engine) -> Exception:

@@ -408,7 +408,12 @@ class Database:
         """
         frame = self._ambient.get()
         if isinstance(frame, DeferredFrame):
-            if frame.frame is None and access is not None and access != "write":
+            if (
+                frame.frame is None
+                and access is not None
+                and access != "write"
+                and frame.lone is None  # a read after a lone write must see it
+            ):
                 return None
             frame = frame.resolve(write=access == "write")
         return frame if frame is not None and frame.active else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import anyio
 from sqlalchemy.orm import Session
@@ -40,6 +40,13 @@ class Direct(Protocol[T_co]):
     def run(self, db: Database) -> T_co: ...
 
     async def run_async(self, db: Database) -> T_co: ...
+
+
+class DirectWrite(Direct[T_co], Protocol[T_co]):
+    """A write's way past the session, also inside a request transaction that no
+    session has begun yet (``duo_orm.lone_transaction``)."""
+
+    async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T_co: ...
 
 
 # The session an operation is running on right now. A model hook (validate())
@@ -173,6 +180,13 @@ def _one_thread_hop(db: Database) -> bool:
 async def run_async(
     db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
 ) -> T:
+    if access == "write" and direct is not None:  # a write's direct form is a DirectWrite
+        ambient = db._ambient.get()
+        if isinstance(ambient, DeferredFrame) and ambient.frame is None:
+            with translated_errors():
+                result = await cast("DirectWrite[T]", direct).run_in_request(db, ambient)
+            if result is not NotImplemented:
+                return result
     frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
         result, callbacks = await anyio.to_thread.run_sync(_statement_call, db, op, access, direct)

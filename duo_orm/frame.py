@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from .exceptions import UnsupportedOperationError
 
 if TYPE_CHECKING:
     from ._callbacks import Callback
+    from .lone_transaction import LoneTransaction
 
 T = TypeVar("T")
 
@@ -39,19 +40,9 @@ class Frame:
     def is_async(self) -> bool:
         return isinstance(self.session, AsyncSession)
 
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> AbstractContextManager[None]:
         """Refuse a second, concurrent use of the session instead of corrupting it."""
-        if not self._in_use.acquire(blocking=False):
-            raise UnsupportedOperationError(
-                "Two tasks used the same db.transaction() session at the same time. "
-                "A transaction's calls must run one after another; give each concurrent "
-                "task its own db.transaction() (or run it outside the transaction)."
-            )
-        try:
-            yield
-        finally:
-            self._in_use.release()
+        return exclusive(self._in_use)
 
     def call_in_loop(self, make_coroutine: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine on this frame's event loop from a worker thread and wait for it."""
@@ -72,6 +63,30 @@ class Frame:
         return asyncio.run_coroutine_threadsafe(runner(), self.loop).result()
 
 
+@contextmanager
+def exclusive(in_use: threading.Lock) -> Iterator[None]:
+    """Refuse a second, concurrent use of a transaction instead of corrupting it."""
+    if not in_use.acquire(blocking=False):
+        raise UnsupportedOperationError(
+            "Two tasks used the same db.transaction() session at the same time. "
+            "A transaction's calls must run one after another; give each concurrent "
+            "task its own db.transaction() (or run it outside the transaction)."
+        )
+    try:
+        yield
+    finally:
+        in_use.release()
+
+
+class FrameOpener(Protocol):
+    """How a deferred transaction begins: its frame (``None``: declined), or the
+    transaction its lone writes run in before that (``None``: declined)."""
+
+    def __call__(self, write: bool) -> Frame | None: ...
+
+    def begin_lone(self) -> LoneTransaction | None: ...
+
+
 class DeferredFrame:
     """A transaction that exists only once something uses it.
 
@@ -83,12 +98,19 @@ class DeferredFrame:
     their own, in statement mode, and open nothing.
     """
 
-    __slots__ = ("_calls", "_lock", "_open_frame", "closed", "declined", "frame", "reads_only")
+    __slots__ = (
+        "_calls",
+        "_lock",
+        "_open_frame",
+        "closed",
+        "declined",
+        "frame",
+        "lone",
+        "reads_only",
+    )
 
-    def __init__(
-        self, open_frame: Callable[[bool], Frame | None], *, reads_only: bool = False
-    ) -> None:
-        self._open_frame: Callable[[bool], Frame | None] | None = open_frame
+    def __init__(self, open_frame: FrameOpener, *, reads_only: bool = False) -> None:
+        self._open_frame: FrameOpener | None = open_frame
         # Expected to only read (a GET, a read-only path): its lone reads may go to a
         # replica. A request that may write reads the primary, or a lagging replica
         # could hand its write stale rows.
@@ -97,6 +119,8 @@ class DeferredFrame:
         self.frame: Frame | None = None
         self.closed = False
         self.declined = False  # the route opted out: its calls run in statement mode
+        # begun by lone writes, before any session (duo_orm.lone_transaction)
+        self.lone: LoneTransaction | None = None
         self._calls: CallRegistry | None = None
 
     def calls(self) -> CallRegistry:
@@ -118,6 +142,18 @@ class DeferredFrame:
             # The opener refers back to the request's state: dropping it here lets
             # reference counting free the request at once instead of the cycle GC.
             self._open_frame = None
+
+    def lone_transaction(self) -> LoneTransaction | None:
+        """Where a lone write may run: the transaction lone writes began, begun now if
+        nothing has begun one; ``None`` once the session's frame is open, or if the
+        opener declines (a route that opted out runs in statement mode)."""
+        if self.frame is not None or self.closed or self.declined:
+            return None
+        with self._lock:
+            opener = self._open_frame
+            if self.lone is None and self.frame is None and opener is not None:
+                self.lone = opener.begin_lone()
+            return self.lone if self.frame is None else None
 
     def resolve(self, write: bool = False) -> Frame | None:
         """The real frame, opened now if needed (``write``: for a write, which takes

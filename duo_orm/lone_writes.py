@@ -45,6 +45,7 @@ from .session import DuoSession
 
 if TYPE_CHECKING:
     from .database import Database
+    from .frame import DeferredFrame
 
 T = TypeVar("T")
 
@@ -99,6 +100,28 @@ class Insert(Generic[T]):
         parameters = plan.parameters(instance, engine.sync_engine)
         row, description = await _lone_statement.run_async(engine, plan.sql, parameters)
         return self.then(plan.stored(instance, row, description))
+
+    async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
+        """The INSERT as a request's write, in the transaction lone writes began (or
+        begin now): psycopg's async connection only, as in ``run_async``."""
+        engine = async_engine_for(db)
+        if (
+            engine is None
+            or engine.dialect.name != "postgresql"
+            or not _writes_unobserved(DuoSession)
+        ):
+            return NotImplemented  # type: ignore[no-any-return]
+        prepared = self._prepare(engine.dialect)
+        if prepared is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        lone = deferred.lone_transaction()
+        if lone is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        instance, plan = prepared
+        parameters = plan.parameters(instance, engine.sync_engine)
+        row, description = await lone.insert(plan.sql, parameters)
+        lone.created_here(plan.stored(instance, row, description))
+        return self.then(instance)
 
     def _prepare(self, dialect: Dialect) -> tuple[Any, _Insert] | None:
         """The new instance, after its hooks, with the INSERT that stores it; ``None``

@@ -35,8 +35,7 @@ async def _session(request: Request, db: Database | None) -> AsyncSession:
     endpoint = request.scope.get("endpoint")
     if endpoint is not None and runs_in_thread(endpoint):  # before it takes its thread
         await request_state(request.scope).hold_thread_gates()
-    unit = await open_unit(request.scope, db)
-    return unit.session
+    return await open_unit(request.scope, db)
 
 
 def unit_of_work_for(db: Database) -> Callable[[Request], Awaitable[AsyncSession]]:

@@ -51,8 +51,7 @@ def litestar_body(info: ErrorInfo) -> dict[str, Any]:
 
 async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncSession:
     """The request transaction's session, for handlers that want raw statements."""
-    unit = await open_unit(cast(MutableMapping[str, Any], request.scope))
-    return unit.session
+    return await open_unit(cast(MutableMapping[str, Any], request.scope))
 
 
 def handler_opted_out(scope: MutableMapping[str, Any]) -> bool:

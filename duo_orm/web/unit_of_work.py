@@ -29,6 +29,7 @@ from .. import dispatch
 from ..engines import Access
 from ..exceptions import ConfigurationError
 from ..frame import DeferredFrame, Frame
+from ..lone_transaction import LoneTransaction
 from ..transaction import TransactionBlock
 from .errors import ErrorInfo, classify, internal_error, log_server_error
 
@@ -54,9 +55,34 @@ class _Rollback(Exception):
 
 @dataclass
 class Unit:
+    """One database's transaction in a request: a session's (``block``), or a lone
+    transaction's (``lone``) until a call needs the session, then both."""
+
     db: Database
-    block: TransactionBlock
-    session: AsyncSession
+    block: TransactionBlock | None
+    session: AsyncSession | None
+    lone: LoneTransaction | None = None
+
+    async def commit(self) -> None:
+        try:
+            if self.block is not None:
+                await self.block.__aexit__(None, None, None)
+            elif self.lone is not None:
+                await self.lone.commit()
+        finally:
+            if self.lone is not None:
+                await self.lone.close()
+
+    async def rollback(self) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                if self.block is not None:
+                    await self.block.__aexit__(_Rollback, _Rollback(), None)
+                elif self.lone is not None:
+                    await self.lone.rollback()
+            finally:
+                if self.lone is not None:
+                    await self.lone.close()
 
 
 @dataclass(slots=True)
@@ -158,18 +184,17 @@ class RequestState:
                 unit = waiting.pop(0)
                 if commit and failure is None:
                     try:
-                        await unit.block.__aexit__(None, None, None)
+                        await unit.commit()
                     except Exception as exc:  # the commit failed: the response must say so
                         failure = _commit_failure(exc)
                     continue
-                with anyio.CancelScope(shield=True):
-                    await unit.block.__aexit__(_Rollback, _Rollback(), None)
+                await unit.rollback()
         finally:
             # A cancelled COMMIT or a failing rollback must not leave the other
             # databases' sessions holding their connections.
             for unit in waiting:
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await unit.block.__aexit__(_Rollback, _Rollback(), None)
+                with contextlib.suppress(Exception):
+                    await unit.rollback()
         return failure
 
 
@@ -198,24 +223,23 @@ def request_state(scope: MutableMapping[str, Any]) -> RequestState:
     return state
 
 
-async def open_unit(scope: MutableMapping[str, Any], db: Database | None = None) -> Unit:
-    """The request's transaction on ``db``: the deferred one, opened now, or (on an
-    excluded or opted-out route) a new one; reused after that."""
+async def open_unit(scope: MutableMapping[str, Any], db: Database | None = None) -> AsyncSession:
+    """The session of the request's transaction on ``db``: the deferred one, opened now,
+    or (on an excluded or opted-out route) a new one; reused after that."""
     state = request_state(scope)
     database = state.database(db)
     deferred = state.deferred.get(database)
     if deferred is not None:
         deferred.resolve()
     for unit in state.units:
-        if unit.db is database:
-            return unit
+        if unit.db is database and unit.session is not None:
+            return unit.session
     if state.finished:
         raise ConfigurationError("The response has started; the request transaction is over.")
     block = database.transaction()
     session = await block.__aenter__()
-    unit = Unit(database, block, session)
-    state.units.append(unit)
-    return unit
+    state.units.append(Unit(database, block, session))
+    return session
 
 
 def defer_unit(scope: MutableMapping[str, Any], db: Database) -> None:
@@ -243,19 +267,42 @@ class _FrameOpener:
 
     def __call__(self, write: bool) -> Frame | None:
         state = self.state
-        if state.opted_out():
+        lone = self._lone_unit()
+        if lone is None and state.opted_out():
             return None  # statement mode for this route
         # Begun by a write: take SQLite's write lock at BEGIN, whatever the method.
         access: Access = "write" if write and not state.read_only else state.access
-        if dispatch.event_loop_running():
+        session = None if lone is None or lone.lone is None else lone.lone.session()
+        if session is not None:
+            pass  # on the connection lone writes began their transaction on
+        elif dispatch.event_loop_running():
             session = self.db._new_async_session(access)
         else:  # first used from a worker thread (a sync handler)
             session = asyncio.run_coroutine_threadsafe(
                 self._new_session(access), self.loop
             ).result()
         frame = Frame(session, loop=self.loop)
-        self.state.units.append(Unit(self.db, TransactionBlock.around(self.db, frame), session))
+        block = TransactionBlock.around(self.db, frame)
+        if lone is not None:
+            lone.block, lone.session = block, session
+        else:
+            state.units.append(Unit(self.db, block, session))
         return frame
+
+    def begin_lone(self) -> LoneTransaction | None:
+        """The transaction a lone write begins: a ``Unit`` with no session yet."""
+        state = self.state
+        if state.opted_out() or state.finished:
+            return None
+        lone = LoneTransaction(self.db)
+        state.units.append(Unit(self.db, None, None, lone))
+        return lone
+
+    def _lone_unit(self) -> Unit | None:
+        for unit in self.state.units:
+            if unit.db is self.db and unit.lone is not None:
+                return unit
+        return None
 
     async def _new_session(self, access: Access) -> AsyncSession:  # the loop's engine
         return self.db._new_async_session(access)

@@ -1,0 +1,111 @@
+"""A request transaction begun by a lone write, before any session exists.
+
+A web request's transaction opens at its first write (``DeferredFrame``). When
+that write is a ``create`` that ``lone_writes`` can send itself, the transaction
+starts as a connection alone: the INSERT goes to the driver inside the open
+transaction, and when the response starts the driver commits or rolls back. The
+session, its transaction object and the flush, most of a small write's cost, are
+never made.
+
+The moment a call needs the session (another ORM call, the raw session,
+``db.on_commit()``), it is made on this same connection and transaction and adopts
+the instances created so far, so from then on everything is as if it had been there
+from the start. An instance changed after its lone create but never handed to the
+session is adopted when the request commits, and its change flushed before the
+COMMIT, as the session would have done. A failed INSERT dooms the transaction, as
+a failed flush dooms a session's: what comes after it fails too, COMMIT included.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_state
+
+from . import _lone_statement
+from .frame import exclusive
+
+if TYPE_CHECKING:
+    from .database import Database
+
+
+class LoneTransaction:
+    """One request's transaction on ``db`` while it has only lone writes."""
+
+    __slots__ = ("_in_use", "connection", "created", "db", "doomed_by")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.connection: AsyncConnection | None = None  # taken by the first INSERT
+        self.created: list[Any] = []  # instances written here, for the session to adopt
+        self.doomed_by: BaseException | None = None
+        self._in_use = threading.Lock()
+
+    async def insert(self, sql: str, parameters: Any) -> _lone_statement.Outcome:
+        """Send one INSERT in this transaction (psycopg begins it with the first)."""
+        with exclusive(self._in_use):
+            self._check_usable()
+            try:
+                if self.connection is None:
+                    self.connection = await self.db._engines.async_engine().connect()
+                return await _lone_statement.run_in_transaction(self.connection, sql, parameters)
+            except BaseException as error:
+                self.doomed_by = error
+                raise
+
+    def created_here(self, instance: Any) -> None:
+        """Note an instance a lone INSERT stored, for the session to adopt."""
+        self.created.append(instance)
+
+    def session(self) -> AsyncSession | None:
+        """The request's session, made now on this connection, holding what was created
+        (``None`` if no INSERT took a connection: any new session will do then)."""
+        self._check_usable()
+        if self.connection is None:
+            return None
+        session = self.db.async_session_factory(bind=self.connection)
+        self._adopt(session.sync_session)
+        return session
+
+    async def commit(self) -> None:
+        """COMMIT, after flushing the changes of instances changed since their create."""
+        self._check_usable()
+        if self.connection is None:
+            return
+        if any(instance_state(instance).modified for instance in self.created):
+            session = self.session()
+            assert session is not None
+            try:
+                await session.commit()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await session.close()
+            return
+        await _lone_statement.commit_transaction(self.connection)
+
+    async def rollback(self) -> None:
+        if self.connection is not None:
+            await _lone_statement.rollback_transaction(self.connection)
+
+    async def close(self) -> None:
+        """Give the connection back to the pool (rolled back if still in a transaction)."""
+        if self.connection is not None:
+            with anyio.CancelScope(shield=True):
+                await self.connection.close()
+
+    def _adopt(self, session: Session) -> None:
+        for instance in self.created:
+            session.add(instance)
+        self.created.clear()
+
+    def _check_usable(self) -> None:
+        if self.doomed_by is not None:
+            raise sa_exc.PendingRollbackError(
+                "This request's transaction was rolled back by an earlier failed INSERT; "
+                f"nothing more can run in it. Original exception was: {self.doomed_by}"
+            )
