@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from sqlalchemy import Dialect, Engine
+from sqlalchemy import Dialect, Engine, PoolProxiedConnection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
@@ -24,29 +24,38 @@ Outcome = tuple[Any, Any]
 
 
 def run(engine: Engine, sql: str, parameters: Any) -> Outcome:
-    dialect = engine.dialect
-    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
     pooled = engine.raw_connection()
     try:
         connection: Any = pooled.driver_connection
-        autocommit = dialect.name == "postgresql" and not connection.autocommit
+        autocommit = engine.dialect.name == "postgresql" and not connection.autocommit
         if autocommit:  # one round trip, and no transaction left for the pool to end
             connection.autocommit = True
-        cursor = connection.cursor()
         try:
-            cursor.execute(sql, parameters)
-            description = cursor.description
-            row = None if description is None else cursor.fetchone()
-        except dbapi_error as error:
-            if dialect.is_disconnect(error, connection, cursor):
-                pooled.invalidate(error)
-            raise wrapped(error, sql, parameters, engine) from error
+            return execute(pooled, sql, parameters, engine)
         finally:
-            cursor.close()
             if autocommit and pooled.is_valid:
                 connection.autocommit = False
     finally:
         pooled.close()
+
+
+def execute(pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: Engine) -> Outcome:
+    """One statement on a pooled connection, in whatever transaction it is in. Sync:
+    on an async engine's connection (aiosqlite's adapter) it runs in a greenlet."""
+    dialect = engine.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    connection: Any = pooled.dbapi_connection
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        description = cursor.description
+        row = None if description is None else cursor.fetchone()
+    except dbapi_error as error:
+        if dialect.is_disconnect(error, connection, cursor):
+            pooled.invalidate(error)
+        raise wrapped(error, sql, parameters, engine) from error
+    finally:
+        cursor.close()
     return row, description
 
 
@@ -110,37 +119,42 @@ async def run_in_transaction(connection: AsyncConnection, sql: str, parameters: 
     return row, description
 
 
-async def commit_transaction(connection: AsyncConnection) -> None:
-    """COMMIT what ``run_in_transaction`` sent; a refusal comes out as SQLAlchemy's."""
+async def end_transaction(connection: AsyncConnection, commit: bool) -> None:
+    """COMMIT or ROLLBACK the DBAPI transaction of a connection that has no SQLAlchemy
+    transaction, through the dialect (so SQLite's writer turn is handed on). A refused
+    COMMIT comes out as SQLAlchemy's error; a ROLLBACK that cannot run (the query was
+    cancelled midway, the connection is gone) drops the connection instead."""
     sync_engine = connection.sync_engine
-    dbapi_error: type[Any] = sync_engine.dialect.loaded_dbapi.Error
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    try:
-        await driver.commit()
-    except dbapi_error as error:
-        if sync_engine.dialect.is_disconnect(error, driver, None):
-            await connection.invalidate(error)
-        raise wrapped(error, "COMMIT", None, sync_engine) from error
-
-
-async def rollback_transaction(connection: AsyncConnection) -> None:
-    """ROLLBACK, or drop a connection left mid-query (or closed) by a cancellation."""
-    with anyio.CancelScope(shield=True):
+    dialect = sync_engine.dialect
+    with anyio.CancelScope(shield=not commit):
         if connection.invalidated:
+            if commit:
+                raise sa_exc.PendingRollbackError("The connection was lost; nothing committed.")
             return
-        driver: Any = (await connection.get_raw_connection()).driver_connection
-        if _reusable(driver):
-            try:
-                await driver.rollback()
+        pooled = await connection.get_raw_connection()
+        if not commit and not _reusable(pooled.driver_connection):
+            await connection.invalidate()
+            return
+        try:
+            await greenlet_spawn(dialect.do_commit if commit else dialect.do_rollback, pooled)
+        except Exception as error:
+            if not commit:
+                await connection.invalidate(error)
                 return
-            except Exception:  # whatever went wrong, the connection is not reused
-                pass
-        await connection.invalidate()
+            if not isinstance(error, dialect.loaded_dbapi.Error):
+                raise
+            if dialect.is_disconnect(error, pooled.dbapi_connection, None):
+                await connection.invalidate(error)
+            raise wrapped(error, "COMMIT", None, sync_engine) from error
 
 
 def _reusable(driver: Any) -> bool:
-    """Whether a psycopg connection is open and not in the middle of a query."""
-    return not driver.closed and driver.info.transaction_status.name != "ACTIVE"
+    """Whether a psycopg connection is open and not in the middle of a query (aiosqlite
+    finishes a statement in its thread whatever happens to the task that sent it)."""
+    info = getattr(driver, "info", None)
+    if info is None or not hasattr(info, "transaction_status"):
+        return True
+    return not driver.closed and info.transaction_status.name != "ACTIVE"
 
 
 def wrapped(error: Exception, sql: str, parameters: Any, engine: Engine) -> Exception:

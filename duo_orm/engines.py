@@ -22,9 +22,11 @@ import os
 import sqlite3
 from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import anyio
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from . import liveness
 from ._aiosqlite_hops import OneHopConnection
@@ -116,6 +118,7 @@ class Engines:
         self._sync_variants: dict[Access, Engine] = {}
         # how the sync SQLite engine's writers take turns (None: they don't)
         self.sync_turns: WriterTurns | None = None
+        self._async_turns: WriterTurns | None = None
         self._async_variants: dict[Access, AsyncEngine] = {}
 
     def sibling(self, urls: DerivedURLs) -> Engines:
@@ -210,7 +213,8 @@ class Engines:
             engine = self._build(create_async_engine, self.urls.async_)
             if self.is_sqlite:
                 sync = engine.sync_engine
-                self._make_strict(sync, self._sqlite_begin, self._turns(sync, on_loop=True))
+                self._async_turns = self._turns(sync, on_loop=True)
+                self._make_strict(sync, self._sqlite_begin, self._async_turns)
             self._async, self._async_loop = engine, loop
         if access == "write":
             return engine
@@ -220,6 +224,32 @@ class Engines:
                 **self._access_options(access)
             )
         return variant
+
+    async def begun_connection(self) -> AsyncConnection:
+        """A connection of the async engine whose database transaction is open (psycopg
+        opens it with the first statement) while SQLAlchemy's is not: a session made
+        on it later begins its own on top and sends no BEGIN (``lone_transaction``)."""
+        connection = await self.async_engine().connect()
+        if not self.is_sqlite:
+            return connection
+        try:
+            await connection.execution_options(**{_BEGIN: "none"})
+            sql = _BEGIN_SQL[self._sqlite_begin]
+            if sql is not None:
+                await greenlet_spawn(self._begin_sqlite, connection.sync_connection, sql)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await connection.close()
+            raise
+        return connection
+
+    def _begin_sqlite(self, connection: Connection | None, sql: str) -> None:
+        assert connection is not None
+        turns = self._async_turns
+        if turns is not None and sql == "BEGIN IMMEDIATE":
+            turns.begin(connection, sql)
+        else:
+            send_begin(connection, sql)
 
     def _access_options(self, access: Access) -> dict[str, Any]:
         """Execution options that make a connection begin the way ``access`` needs."""

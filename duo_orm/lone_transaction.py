@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.util import greenlet_spawn
 
 from . import _lone_statement
 from .frame import exclusive
@@ -47,13 +48,19 @@ class LoneTransaction:
         self._in_use = threading.Lock()
 
     async def insert(self, sql: str, parameters: Any) -> _lone_statement.Outcome:
-        """Send one INSERT in this transaction (psycopg begins it with the first)."""
+        """Send one INSERT in this transaction, begun with the first."""
         with exclusive(self._in_use):
             self._check_usable()
             try:
                 if self.connection is None:
-                    self.connection = await self.db._engines.async_engine().connect()
-                return await _lone_statement.run_in_transaction(self.connection, sql, parameters)
+                    self.connection = await self.db._engines.begun_connection()
+                connection = self.connection
+                if connection.dialect.is_async and connection.dialect.name == "postgresql":
+                    return await _lone_statement.run_in_transaction(connection, sql, parameters)
+                pooled = await connection.get_raw_connection()  # aiosqlite: in a greenlet
+                return await greenlet_spawn(
+                    _lone_statement.execute, pooled, sql, parameters, connection.sync_engine
+                )
             except BaseException as error:
                 self.doomed_by = error
                 raise
@@ -86,11 +93,11 @@ class LoneTransaction:
                 with anyio.CancelScope(shield=True):
                     await session.close()
             return
-        await _lone_statement.commit_transaction(self.connection)
+        await _lone_statement.end_transaction(self.connection, commit=True)
 
     async def rollback(self) -> None:
         if self.connection is not None:
-            await _lone_statement.rollback_transaction(self.connection)
+            await _lone_statement.end_transaction(self.connection, commit=False)
 
     async def close(self) -> None:
         """Give the connection back to the pool (rolled back if still in a transaction)."""

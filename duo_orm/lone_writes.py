@@ -31,12 +31,14 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.elements import ClauseElement
 
 from . import _lone_statement
+from ._driver_sql import watched
 from .hooks import before_insert, run_model_hooks
 from .lone_reads import (
     Processor,
     ResultProcessors,
     _plain_model,
     _session_class,
+    _session_free,
     async_engine_for,
     engine_for,
     session_probe,
@@ -49,15 +51,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Drivers (name, driver, async) whose connection this module can run one
-# autocommitted INSERT on. An async call on SQLite runs as a sync one in a worker
-# thread (``dispatch``), and takes its turn among the writers as a BEGIN would.
+# Drivers (name, driver, async) whose connection this module can run an INSERT on:
+# alone, autocommitted, in statement mode (a statement-mode async call on SQLite
+# runs as a sync one in a worker thread, ``dispatch``), and in a request's lone
+# transaction on the async ones.
 _DRIVERS = frozenset(
     {
         ("sqlite", "pysqlite", False),
         ("postgresql", "psycopg", False),
         ("postgresql", "psycopg2", False),
         ("postgresql", "psycopg", True),
+        ("sqlite", "aiosqlite", True),
     }
 )
 _TABLES = "__duo_lone_inserts__"  # model attribute: {(dialect, driver, async): _Table | None}
@@ -90,7 +94,7 @@ class Insert(Generic[T]):
         return self.then(plan.stored(instance, row, description))
 
     async def run_async(self, db: Database) -> T:
-        engine = async_engine_for(db)
+        engine = async_engine_for(db)  # psycopg's: aiosqlite is run as above, in a thread
         if engine is None or not _writes_unobserved(DuoSession):
             return NotImplemented  # type: ignore[no-any-return]
         prepared = self._prepare(engine.dialect)
@@ -103,13 +107,11 @@ class Insert(Generic[T]):
 
     async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
         """The INSERT as a request's write, in the transaction lone writes began (or
-        begin now): psycopg's async connection only, as in ``run_async``."""
-        engine = async_engine_for(db)
-        if (
-            engine is None
-            or engine.dialect.name != "postgresql"
-            or not _writes_unobserved(DuoSession)
-        ):
+        begin now)."""
+        if not (_session_free(db, DuoSession) and _writes_unobserved(DuoSession)):
+            return NotImplemented  # type: ignore[no-any-return]
+        engine = db._engines.async_engine()
+        if watched(engine.sync_engine):
             return NotImplemented  # type: ignore[no-any-return]
         prepared = self._prepare(engine.dialect)
         if prepared is None:

@@ -61,6 +61,10 @@ Refuse = Callable[[], Exception]
 async def scenario(models: Any, name: str, refuse: Refuse) -> dict[str, Any]:
     """What one request does; ``refuse()`` is the framework's 400."""
     Thing, db = models.Thing, models.db
+    if name.startswith("new-"):
+        await Thing.create(name=name)
+        await anyio.sleep(0.01)  # hold the transaction while others queue up
+        return {}
     if name == "one":
         return {"id": (await Thing.create(name="one")).id}
     if name == "two":
@@ -174,7 +178,7 @@ async def served(url: str, backend: str, request: pytest.FixtureRequest) -> Asyn
         async def post_to(name: str) -> httpx.Response:
             return await http.post(f"/run/{name}")
 
-        yield Served(models, post_to, lone=backend == "postgresql")
+        yield Served(models, post_to, lone=backend != "postgresql-asyncpg")
     await db.disconnect()
 
 
@@ -228,3 +232,17 @@ async def test_a_request_cancelled_after_a_create_keeps_nothing(served: Served) 
     assert served.models.db.async_engine.sync_engine.pool.checkedout() == 0
     assert (await served.post("one")).status_code == 200
     assert served.stored().keys() == {"existing", "one"}
+
+
+async def test_concurrent_requests_each_commit_their_creates(served: Served) -> None:
+    statuses: list[int] = []
+
+    async def one(number: int) -> None:
+        statuses.append((await served.post(f"new-{number}")).status_code)
+
+    async with anyio.create_task_group() as group:
+        for number in range(30):
+            group.start_soon(one, number)
+    assert statuses == [200] * 30
+    assert len(served.stored()) == 31
+    assert served.models.db.async_engine.sync_engine.pool.checkedout() == 0
