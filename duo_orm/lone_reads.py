@@ -92,13 +92,13 @@ class Scalar(Generic[T]):
         self.model, self.statement, self.then = model, statement, then
 
     def run(self, db: Database) -> T:
-        if not (_session_free(db, _session_class(db)) and _plain_model(self.model)):
+        if not (session_free(db, session_class_of(db)) and plain_columns(self.model) is not None):
             return NotImplemented  # type: ignore[no-any-return]
         with db._engines.sync_engine("single_read").connect() as connection:
             return self.then(connection.execute(self.statement).scalar_one())
 
     async def run_async(self, db: Database) -> T:
-        if not (_session_free(db, DuoSession) and _plain_model(self.model)):
+        if not (session_free(db, DuoSession) and plain_columns(self.model) is not None):
             return NotImplemented  # type: ignore[no-any-return]
         async with db._engines.async_engine("single_read").connect() as connection:
             return self.then((await connection.execute(self.statement)).scalar_one())
@@ -116,7 +116,7 @@ class Rows(Generic[T]):
         self.model, self.statement, self.then = model, statement, then
 
     def run(self, db: Database) -> T:
-        if not _session_free(db, _session_class(db)):
+        if not session_free(db, session_class_of(db)):
             return NotImplemented  # type: ignore[no-any-return]
         engine = db._engines.sync_engine("single_read")
         if (plan := _plan(self.model, engine.dialect)) is None:
@@ -126,7 +126,7 @@ class Rows(Generic[T]):
         return self.then([plan.loaded(row) for row in rows])
 
     async def run_async(self, db: Database) -> T:
-        if not _session_free(db, DuoSession):
+        if not session_free(db, DuoSession):
             return NotImplemented  # type: ignore[no-any-return]
         engine = db._engines.async_engine("single_read")
         if (plan := _plan(self.model, engine.dialect)) is None:
@@ -142,7 +142,7 @@ DirectRead = ByKey[T] | Scalar[T] | Rows[T]
 
 def engine_for(db: Database) -> Engine | None:
     """The sync engine ``db``'s point reads may run on past ``Connection``, if any."""
-    if not _session_free(db, _session_class(db)):
+    if not session_free(db, session_class_of(db)):
         return None
     engine = db._engines.sync_engine()
     return engine if _unobserved(engine) else None
@@ -151,19 +151,19 @@ def engine_for(db: Database) -> Engine | None:
 def async_engine_for(db: Database) -> AsyncEngine | None:
     """The async engine ``db``'s point reads may run on past ``Connection``, if any
     (its sessions are ``DuoSession`` itself, made by an ``async_sessionmaker``)."""
-    if not _session_free(db, DuoSession):
+    if not session_free(db, DuoSession):
         return None
     engine = db._engines.async_engine()
     return engine if _unobserved(engine.sync_engine) else None
 
 
-def _session_class(db: Database) -> type[Any]:
+def session_class_of(db: Database) -> type[Any]:
     """The class of ``db``'s sync sessions (a sessionmaker's subclass, once made)."""
     factory = db._sync_factory
     return DuoSession if factory is None else factory.class_
 
 
-def _session_free(db: Database, session_class: type[Any]) -> bool:
+def session_free(db: Database, session_class: type[Any]) -> bool:
     """Whether a lone read may skip ``db``'s session: no replicas to route to, no test
     transaction to join, no per-model binds, no ``do_orm_execute`` listener."""
     return (
@@ -202,10 +202,12 @@ def session_probe(session_class: type[Any]) -> Any:
 _PLAIN = "__duo_plain_columns__"  # model attribute: _plain_columns(), once
 
 
-def _plain_model(model: type[Any]) -> bool:
+def plain_columns(model: type[Any]) -> list[tuple[str, Column[Any]]] | None:
+    """``_plain_columns`` of ``model``'s mapper, worked out once."""
     if _PLAIN not in model.__dict__:
         setattr(model, _PLAIN, _plain_columns(class_mapper(model)))
-    return model.__dict__[_PLAIN] is not None
+    found: list[tuple[str, Column[Any]]] | None = model.__dict__[_PLAIN]
+    return found
 
 
 def _plan(model: type[Any], dialect: Dialect) -> _Plan | None:
@@ -215,7 +217,8 @@ def _plan(model: type[Any], dialect: Dialect) -> _Plan | None:
         setattr(model, _PLANS, plans)
     key = (dialect.name, dialect.driver, dialect.is_async)
     if key not in plans:
-        plans[key] = _Plan(model, model.__dict__[_PLAIN], dialect) if _plain_model(model) else None
+        columns = plain_columns(model)
+        plans[key] = None if columns is None else _Plan(model, columns, dialect)
     return plans[key]
 
 

@@ -36,11 +36,11 @@ from .hooks import before_insert, run_model_hooks
 from .lone_reads import (
     Processor,
     ResultProcessors,
-    _plain_model,
-    _session_class,
-    _session_free,
     async_engine_for,
     engine_for,
+    plain_columns,
+    session_class_of,
+    session_free,
     session_probe,
 )
 from .session import DuoSession
@@ -81,7 +81,7 @@ class Insert(Generic[T]):
 
     def run(self, db: Database) -> T:
         engine = engine_for(db)
-        if engine is None or not _writes_unobserved(_session_class(db)):
+        if engine is None or not _writes_unobserved(session_class_of(db)):
             return NotImplemented  # type: ignore[no-any-return]
         prepared = self._prepare(engine.dialect)
         if prepared is None:
@@ -108,7 +108,7 @@ class Insert(Generic[T]):
     async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
         """The INSERT as a request's write, in the transaction lone writes began (or
         begin now)."""
-        if not (_session_free(db, DuoSession) and _writes_unobserved(DuoSession)):
+        if not (session_free(db, DuoSession) and _writes_unobserved(DuoSession)):
             return NotImplemented  # type: ignore[no-any-return]
         engine = db._engines.async_engine()
         if watched(engine.sync_engine):
@@ -180,7 +180,8 @@ class _Table:
 
     @classmethod
     def of(cls, model: type[Any], dialect: Dialect) -> _Table | None:
-        if not _plain_model(model):
+        columns = plain_columns(model)
+        if columns is None:
             return None
         mapper = class_mapper(model)
         from .model import Model
@@ -194,7 +195,7 @@ class _Table:
             or not mapper.local_table.implicit_returning
         ):
             return None
-        return cls(mapper.local_table, model.__dict__["__duo_plain_columns__"], dialect)
+        return cls(mapper.local_table, columns, dialect)
 
     def __init__(
         self, table: Table, columns: list[tuple[str, Column[Any]]], dialect: Dialect
@@ -206,9 +207,6 @@ class _Table:
             for key, column in columns
             if column.default is not None and not getattr(column.default, "is_scalar", False)
         )
-        self._key_positions = [
-            position for position, (_, column) in enumerate(columns) if column.primary_key
-        ]
         self._plans: dict[tuple[str, ...], _Insert] = {}
 
     def takes(self, values: Mapping[str, Any]) -> bool:
@@ -279,14 +277,15 @@ class _Insert:
         self._key_keys = tuple(key for key, column in table._columns if column.primary_key)
 
     def parameters(self, instance: Any, engine: Engine) -> Any:
-        """The DBAPI parameters for ``instance``; a value its type refuses raises as
-        ``Connection`` would raise it."""
+        """The DBAPI parameters for ``instance``, through the types' bind processors as
+        ``Connection`` sends them (a ``None`` given to JSON becomes JSON's ``null``);
+        a value a type refuses raises as ``Connection`` would raise it."""
         state = instance_state(instance).dict
         values = {}
         try:
             for name, key, bind in zip(self._names, self._given, self._binds, strict=True):
                 value = state[key]
-                values[name] = value if bind is None or value is None else bind(value)
+                values[name] = value if bind is None else bind(value)
         except Exception as error:
             raise _lone_statement.wrapped(error, self.sql, None, engine) from error
         return values if self._order is None else [values[name] for name in self._order]

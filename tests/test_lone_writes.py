@@ -173,11 +173,15 @@ def test_a_created_instance_saves_updates_and_deletes(s: Any) -> None:
     assert s.Item.count() == 0
 
 
-def test_json_null_and_explicit_none(s: Any) -> None:
+def test_json_null_and_explicit_none_are_stored_as_the_orm_stores_them(s: Any) -> None:
     item = s.Item.create(**{**ROW, "data": None}, note=None, status=None)
+    orm = orm_created(s, s.Item, **{**ROW, "name": "orm", "token": uuid.uuid4(), "data": None})
     stored = s.Item.get_one(item.id)
     assert (item.data, item.note) == (None, None) and stored.data is None
     assert item.status == stored.status  # None left out: the server default fills it
+    with s.db.sync_standalone_session() as session:  # JSON's null, not SQL's NULL, both
+        is_sql_null = dict(session.execute(select(s.Item.id, s.Item.data.is_(None))).all())
+    assert is_sql_null[item.id] == is_sql_null[orm.id]
 
 
 def test_a_conflict_is_the_same_error_either_way(s: Any, backend: str) -> None:
