@@ -11,6 +11,7 @@ round trip, and the connection goes back to the pool as it came.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -62,47 +63,51 @@ def execute(pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: En
 async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
     """``run`` on psycopg's async connection (the only async driver sent to)."""
     sync_engine = engine.sync_engine
-    dialect = sync_engine.dialect
-    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
     pooled = await greenlet_spawn(sync_engine.raw_connection)
+
+    async def lost(error: BaseException | None = None) -> None:
+        if pooled.is_valid:
+            await greenlet_spawn(pooled.invalidate, error)
+
     try:
-        connection: Any = pooled.driver_connection
-        autocommit = not connection.autocommit
+        driver: Any = pooled.driver_connection
+        autocommit = not driver.autocommit
         if autocommit:
-            await connection.set_autocommit(True)
-        cursor = connection.cursor()
+            await driver.set_autocommit(True)
         try:
-            await cursor.execute(sql, parameters)
-            description = cursor.description
-            row = None if description is None else await cursor.fetchone()
-        except dbapi_error as error:
-            if dialect.is_disconnect(error, connection, cursor):
-                await greenlet_spawn(pooled.invalidate, error)
-            raise wrapped(error, sql, parameters, sync_engine) from error
+            return await _execute_async(driver, sql, parameters, sync_engine, lost)
         finally:
             with anyio.CancelScope(shield=True):
                 # A query cancelled midway: psycopg closes the connection, or (before
                 # 3.2) leaves the query running on it. Either way it is not reusable.
-                if connection.closed or connection.info.transaction_status.name != "IDLE":
-                    if pooled.is_valid:
-                        await greenlet_spawn(pooled.invalidate)
-                else:
-                    await cursor.close()
-                    if autocommit and pooled.is_valid:
-                        await connection.set_autocommit(False)
+                if not _reusable(driver) or driver.info.transaction_status.name != "IDLE":
+                    await lost()
+                elif autocommit and pooled.is_valid:
+                    await driver.set_autocommit(False)
     finally:
         with anyio.CancelScope(shield=True):  # the connection goes back to the pool
             await greenlet_spawn(pooled.close)
-    return row, description
 
 
 async def run_in_transaction(connection: AsyncConnection, sql: str, parameters: Any) -> Outcome:
     """One statement on psycopg's async connection inside the transaction it holds
     (psycopg sends the BEGIN with the first one)."""
-    sync_engine = connection.sync_engine
-    dialect = sync_engine.dialect
-    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
     driver: Any = (await connection.get_raw_connection()).driver_connection
+    return await _execute_async(
+        driver, sql, parameters, connection.sync_engine, connection.invalidate
+    )
+
+
+async def _execute_async(
+    driver: Any,
+    sql: str,
+    parameters: Any,
+    engine: Engine,
+    lost: Callable[[BaseException], Awaitable[None]],
+) -> Outcome:
+    """``execute`` on psycopg's async connection; ``lost`` drops a connection gone bad."""
+    dialect = engine.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
     cursor = driver.cursor()
     try:
         await cursor.execute(sql, parameters)
@@ -110,8 +115,8 @@ async def run_in_transaction(connection: AsyncConnection, sql: str, parameters: 
         row = None if description is None else await cursor.fetchone()
     except dbapi_error as error:
         if dialect.is_disconnect(error, driver, cursor):
-            await connection.invalidate(error)
-        raise wrapped(error, sql, parameters, sync_engine) from error
+            await lost(error)
+        raise wrapped(error, sql, parameters, engine) from error
     finally:
         if _reusable(driver):  # else the query was cancelled midway: nothing to close
             with anyio.CancelScope(shield=True):
