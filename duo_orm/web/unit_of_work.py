@@ -267,24 +267,19 @@ class _FrameOpener:
 
     def __call__(self, write: bool) -> Frame | None:
         state = self.state
-        lone = self._lone_unit()
-        if lone is None and state.opted_out():
+        unit = self._lone_unit()
+        if unit is None and state.opted_out():
             return None  # statement mode for this route
-        # Begun by a write: take SQLite's write lock at BEGIN, whatever the method.
-        access: Access = "write" if write and not state.read_only else state.access
-        session = None if lone is None or lone.lone is None else lone.lone.session()
-        if session is not None:
-            pass  # on the connection lone writes began their transaction on
-        elif dispatch.event_loop_running():
-            session = self.db._new_async_session(access)
-        else:  # first used from a worker thread (a sync handler)
-            session = asyncio.run_coroutine_threadsafe(
-                self._new_session(access), self.loop
-            ).result()
+        # on the connection and transaction lone writes began, if they did
+        session = None if unit is None or unit.lone is None else unit.lone.session()
+        if session is None:
+            # Begun by a write: take SQLite's write lock at BEGIN, whatever the method.
+            access: Access = "write" if write and not state.read_only else state.access
+            session = self._new_session(access)
         frame = Frame(session, loop=self.loop)
         block = TransactionBlock.around(self.db, frame)
-        if lone is not None:
-            lone.block, lone.session = block, session
+        if unit is not None:
+            unit.block, unit.session = block, session
         else:
             state.units.append(Unit(self.db, block, session))
         return frame
@@ -304,7 +299,15 @@ class _FrameOpener:
                 return unit
         return None
 
-    async def _new_session(self, access: Access) -> AsyncSession:  # the loop's engine
+    def _new_session(self, access: Access) -> AsyncSession:
+        if dispatch.event_loop_running():
+            return self.db._new_async_session(access)
+        # first used from a worker thread (a sync handler): the loop's engine
+        return asyncio.run_coroutine_threadsafe(
+            self._new_session_on_loop(access), self.loop
+        ).result()
+
+    async def _new_session_on_loop(self, access: Access) -> AsyncSession:
         return self.db._new_async_session(access)
 
 
