@@ -246,3 +246,30 @@ async def test_concurrent_requests_each_commit_their_creates(served: Served) -> 
     assert statuses == [200] * 30
     assert len(served.stored()) == 31
     assert served.models.db.async_engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_read_only_and_excluded_paths_keep_their_meaning(url: str, backend: str) -> None:
+    models = define(Database(url))
+    await models.db.create_all()
+    app = FastAPI()
+    DuoORM(app, models.db, read_only_paths=["/read-only"], exclude_paths=["/excluded"])
+
+    @app.post("/read-only/{name}")
+    async def read_only(name: str) -> dict[str, Any]:
+        await models.Thing.create(name=name)
+        return {}
+
+    @app.post("/excluded/{name}")
+    async def excluded(name: str) -> dict[str, Any]:
+        await models.Thing.create(name=name)  # committed on its own, at once
+        raise FastAPIHTTPException(400, "refused after the create")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        lifespan_running(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+    ):
+        assert (await http.post("/read-only/kept-out")).status_code == 200
+        assert (await http.post("/excluded/kept")).status_code == 400
+    assert [thing.name for thing in await models.Thing.all()] == ["kept"]
+    await models.db.disconnect()
