@@ -51,8 +51,8 @@ def execute(pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: En
         cursor.execute(sql, parameters)
         description = cursor.description
         row = None if description is None else cursor.fetchone()
-    except dbapi_error as error:
-        if dialect.is_disconnect(error, connection, cursor):
+    except Exception as error:  # the driver's, or a value it cannot send (OverflowError)
+        if isinstance(error, dbapi_error) and dialect.is_disconnect(error, connection, cursor):
             pooled.invalidate(error)
         raise wrapped(error, sql, parameters, engine) from error
     finally:
@@ -113,8 +113,8 @@ async def _execute_async(
         await cursor.execute(sql, parameters)
         description = cursor.description
         row = None if description is None else await cursor.fetchone()
-    except dbapi_error as error:
-        if dialect.is_disconnect(error, driver, cursor):
+    except Exception as error:  # the driver's, or a value it cannot send
+        if isinstance(error, dbapi_error) and dialect.is_disconnect(error, driver, cursor):
             await lost(error)
         raise wrapped(error, sql, parameters, engine) from error
     finally:

@@ -10,12 +10,17 @@ process's writer queue, as a BEGIN IMMEDIATE waits there), with RETURNING for
 the key and what the database fills in, and leaves the instance as a closed
 session leaves a created one: detached, with its identity key, nothing pending.
 
-Whatever could tell the ORM path from this takes it instead: everything that keeps
+``update()`` of a detached instance is, the same way, one UPDATE by primary key of
+the columns that changed (the values, then the hooks' timestamps), returning the
+key to tell a row that is gone; the instance is left unchanged if it fails.
+
+Whatever could tell the ORM path from these takes it instead: everything that keeps
 a point read on it (``lone_reads``), an overridden ``validate()`` (it may query,
 and must see its write's transaction), session listeners of any kind besides
-duo-orm's own, mapper insert events, a version counter, a default computed at
-INSERT time (a Python callable, a SQL expression, a sequence) that no value
-replaces, and SQL expressions given as values.
+duo-orm's own, mapper insert or update events, a version counter, a default computed
+at INSERT time (a Python callable, a SQL expression, a sequence) that no value
+replaces, values computed at UPDATE time (``onupdate``), a changed primary key,
+expired attributes, and SQL expressions given as values.
 """
 
 from __future__ import annotations
@@ -23,16 +28,18 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Column, Dialect, Engine, Table, bindparam, insert
-from sqlalchemy.orm import class_mapper
+from sqlalchemy import Column, Dialect, Engine, Table, and_, bindparam, insert, update
+from sqlalchemy.orm import Mapper, class_mapper
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ClauseElement
 
 from . import _lone_statement
 from ._driver_sql import watched
-from .hooks import before_insert, run_model_hooks
+from .hooks import before_insert, before_update, run_model_hooks
 from .lone_reads import (
     Processor,
     ResultProcessors,
@@ -139,6 +146,84 @@ class Insert(Generic[T]):
         return instance, table.insert_of(instance_state(instance).dict)
 
 
+class Update(Generic[T]):
+    """A lone UPDATE of a detached ``instance`` with column ``values``, for ``dispatch``
+    to run past the session: the changes the ORM would flush (the values, then the
+    hooks' timestamps), by primary key, with RETURNING to tell a row that is gone.
+    ``snapshot()`` records the instance so that a failure leaves it as it was."""
+
+    __slots__ = ("instance", "snapshot", "then", "values")
+
+    def __init__(
+        self,
+        instance: Any,
+        values: Callable[[], dict[str, Any]],
+        snapshot: Callable[[], Restorable],
+        then: Callable[[Any], T],
+    ) -> None:
+        self.instance, self.values, self.snapshot, self.then = instance, values, snapshot, then
+
+    def run(self, db: Database) -> T:
+        engine = engine_for(db)
+        if engine is None or not _writes_unobserved(session_class_of(db)):
+            return NotImplemented  # type: ignore[no-any-return]
+        table = _table(type(self.instance), engine.dialect)
+        if table is None or not table.updatable(self.instance):
+            return NotImplemented  # type: ignore[no-any-return]
+        values = self.values()
+        if not table.takes(values, updating=True):
+            return NotImplemented  # type: ignore[no-any-return]
+        snapshot = self.snapshot()
+        try:
+            plan = table.update_of(self.instance, values)
+            if plan is not None:
+                parameters = plan.parameters(self.instance, engine)
+                turns = db._engines.sync_turns
+                with nullcontext() if turns is None else turns.alone(plan.sql):
+                    row, _ = _lone_statement.run(engine, plan.sql, parameters)
+                plan.check_found(row)
+        except BaseException:
+            snapshot.restore_detached(self.instance)
+            raise
+        return self.then(_settled(self.instance))
+
+    async def run_async(self, db: Database) -> T:
+        engine = async_engine_for(db)  # psycopg's: aiosqlite is run as above, in a thread
+        if engine is None or not _writes_unobserved(DuoSession):
+            return NotImplemented  # type: ignore[no-any-return]
+        table = _table(type(self.instance), engine.dialect)
+        if table is None or not table.updatable(self.instance):
+            return NotImplemented  # type: ignore[no-any-return]
+        values = self.values()
+        if not table.takes(values, updating=True):
+            return NotImplemented  # type: ignore[no-any-return]
+        snapshot = self.snapshot()
+        try:
+            plan = table.update_of(self.instance, values)
+            if plan is not None:
+                parameters = plan.parameters(self.instance, engine.sync_engine)
+                row, _ = await _lone_statement.run_async(engine, plan.sql, parameters)
+                plan.check_found(row)
+        except BaseException:
+            snapshot.restore_detached(self.instance)
+            raise
+        return self.then(_settled(self.instance))
+
+    async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
+        return NotImplemented  # type: ignore[no-any-return]  # the request's session does it
+
+
+class Restorable(Protocol):
+    def restore_detached(self, instance: Any) -> None: ...
+
+
+def _settled(instance: Any) -> Any:
+    """``instance`` with its changes stored: nothing pending, as after a flush."""
+    state = instance_state(instance)
+    state._commit_all(state.dict)
+    return instance
+
+
 def _writes_unobserved(session_class: type[Any]) -> bool:
     """Whether no session listener but duo-orm's own hooks would see a write."""
     before_flush, others = _listeners(session_class)
@@ -189,31 +274,82 @@ class _Table:
         if (
             model.validate is not Model.validate
             or mapper.version_id_col is not None
-            or mapper.dispatch.before_insert
-            or mapper.dispatch.after_insert
             or not isinstance(mapper.local_table, Table)
             or not mapper.local_table.implicit_returning
         ):
             return None
-        return cls(mapper.local_table, columns, dialect)
+        return cls(mapper, mapper.local_table, columns, dialect)
 
     def __init__(
-        self, table: Table, columns: list[tuple[str, Column[Any]]], dialect: Dialect
+        self,
+        mapper: Mapper[Any],
+        table: Table,
+        columns: list[tuple[str, Column[Any]]],
+        dialect: Dialect,
     ) -> None:
-        self._table, self._columns, self._dialect = table, columns, dialect
+        self._mapper, self._table, self._columns, self._dialect = mapper, table, columns, dialect
         # filled in at INSERT time unless a value is given: the ORM path must run then
         self._computed_defaults = frozenset(
             key
             for key, column in columns
             if column.default is not None and not getattr(column.default, "is_scalar", False)
         )
+        self._key_keys = frozenset(key for key, column in columns if column.primary_key)
         self._plans: dict[tuple[str, ...], _Insert] = {}
+        self._update_plans: dict[tuple[str, ...], _Update] = {}
+        # values filled in at UPDATE time would need the ORM's postfetch
+        self._updates = dialect.update_returning and not any(
+            column.onupdate is not None or column.server_onupdate is not None
+            for _, column in columns
+        )
 
-    def takes(self, values: Mapping[str, Any]) -> bool:
-        """Whether the lone INSERT can store a row given ``values`` (the caller's)."""
-        for key in self._computed_defaults:
-            if values.get(key) is None:
+    def updatable(self, instance: Any) -> bool:
+        """Whether a lone UPDATE can store ``instance``'s changes: a detached instance
+        with every column it had still loaded."""
+        state = instance_state(instance)
+        return (
+            self._updates
+            and state.key is not None
+            and state.session_id is None
+            and not state.was_deleted
+            and not state.expired_attributes
+        )
+
+    def update_of(self, instance: Any, values: Mapping[str, Any]) -> _Update | None:
+        """Set ``values``, run the update hooks, and give the UPDATE of what changed
+        (``None``: nothing did, and nothing is sent, as the ORM sends nothing)."""
+        for key, value in values.items():
+            setattr(instance, key, value)
+        before_update(instance)
+        state = instance_state(instance)
+        committed = state.committed_state
+        changed = tuple(
+            key
+            for key, _ in self._columns
+            if key in committed and state.get_history(key, PASSIVE_NO_INITIALIZE).has_changes()
+        )
+        if not changed:
+            return None
+        plan = self._update_plans.get(changed)
+        if plan is None:
+            plan = self._update_plans[changed] = _Update(self, changed)
+        return plan
+
+    def takes(self, values: Mapping[str, Any], updating: bool = False) -> bool:
+        """Whether a lone INSERT (UPDATE) can store a row given ``values`` (the caller's),
+        with no mapper listener on inserts (updates) to miss it."""
+        events = self._mapper.dispatch
+        if updating:
+            if events.before_update or events.after_update:
                 return False
+            if not self._updates or any(key in self._key_keys for key in values):
+                return False  # a changed primary key: the ORM's business
+        else:
+            if events.before_insert or events.after_insert:
+                return False
+            for key in self._computed_defaults:
+                if values.get(key) is None:
+                    return False
         for value in values.values():
             if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
                 return False
@@ -301,3 +437,66 @@ class _Insert:
             tuple(state.dict[key] for key in self._key_keys)
         )
         return instance
+
+
+class _Update:
+    """An UPDATE of one set of columns by primary key, compiled once, returning the key
+    so that a row already gone is told apart."""
+
+    def __init__(self, table: _Table, changed: tuple[str, ...]) -> None:
+        dialect = table._dialect
+        by_key = dict(table._columns)
+        key_columns = [(key, column) for key, column in table._columns if column.primary_key]
+        keys = [f"duo_pk_{number}" for number in range(len(key_columns))]
+        names = [f"duo_{number}" for number in range(len(changed))]
+        statement = (
+            update(table._table)
+            .where(
+                and_(
+                    *(
+                        column == bindparam(name, type_=column.type)
+                        for (_, column), name in zip(key_columns, keys, strict=True)
+                    )
+                )
+            )
+            .values(
+                {
+                    by_key[key]: bindparam(name, type_=by_key[key].type)
+                    for key, name in zip(changed, names, strict=True)
+                }
+            )
+            .returning(*(column for _, column in key_columns))
+        )
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self._table_name = table._table.name
+        self._sources = tuple(zip(names, changed, strict=True)) + tuple(
+            (name, key) for name, (key, _) in zip(keys, key_columns, strict=True)
+        )
+        columns = [by_key[key] for _, key in self._sources]
+        self._binds: tuple[Processor, ...] = tuple(
+            column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns
+        )
+        self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def parameters(self, instance: Any, engine: Engine) -> Any:
+        """The DBAPI parameters: the changed values, then the key (unchanged: a changed
+        key keeps the ORM path)."""
+        state = instance_state(instance).dict
+        values = {}
+        try:
+            for (name, key), bind in zip(self._sources, self._binds, strict=True):
+                value = state[key]
+                values[name] = value if bind is None else bind(value)
+        except Exception as error:
+            raise _lone_statement.wrapped(error, self.sql, None, engine) from error
+        return values if self._order is None else [values[name] for name in self._order]
+
+    def check_found(self, row: Any) -> None:
+        """No row came back: it was deleted (or its key changed) since it was loaded,
+        which the ORM reports as stale data."""
+        if row is None:
+            raise StaleDataError(
+                f"UPDATE statement on table '{self._table_name}' expected to update 1 "
+                "row(s); 0 were matched."
+            )

@@ -315,7 +315,13 @@ class Model:
                 raise
             return self
 
-        return dispatch.run(self.__duo_database__, op)
+        direct = lone_writes.Update(
+            self,
+            lambda: payload_values(type(self), payload, fields, partial=True),
+            lambda: _Snapshot(None, self),
+            _created,
+        )
+        return dispatch.run(self.__duo_database__, op, "write", direct)
 
     def delete(self) -> Any:
         """DELETE this row; ``ObjectNotFoundError`` if it is already gone."""
@@ -489,10 +495,10 @@ class _Snapshot:
         "modified",
     )
 
-    def __init__(self, session: Session, instance: Model) -> None:
+    def __init__(self, session: Session | None, instance: Model) -> None:
         state = inspect(instance)
         keys = column_specs(type(instance)).keys()
-        self.attached = instance in session
+        self.attached = session is not None and instance in session
         self.loaded = {key: state.dict[key] for key in keys if key in state.dict}
         self.committed = {k: state.committed_state[k] for k in keys if k in state.committed_state}
         self.expired = state.expired_attributes.intersection(keys)
@@ -510,6 +516,10 @@ class _Snapshot:
         self._restore_exactly(instance)
         if self.attached and instance not in session:  # a pending instance the flush let go
             session.add(instance)
+
+    def restore_detached(self, instance: Model) -> None:
+        """Undo a failed lone update (``lone_writes``), which no session saw."""
+        self._restore_exactly(instance)
 
     def _restore_exactly(self, instance: Model) -> None:
         state = inspect(instance)

@@ -31,6 +31,7 @@ from duo_orm import (
     IntegrityError,
     Mapped,
     Numeric,
+    ObjectNotFoundError,
     String,
     ValidationError,
     mapped_column,
@@ -58,6 +59,9 @@ def define(db: Database) -> Any:
         created_at: Mapped[dt.datetime | None] = mapped_column(
             DateTime(timezone=True), info={"set_on": "create"}
         )
+        updated_at: Mapped[dt.datetime | None] = mapped_column(
+            DateTime(timezone=True), info={"set_on": "update"}
+        )
 
     class Pair(db.Model):
         __tablename__ = "pairs"
@@ -79,7 +83,15 @@ def define(db: Database) -> Any:
             if Checked.where(Checked.title == self.title).exists():
                 raise ValidationError("title taken", field="title")
 
-    return SimpleNamespace(db=db, Item=Item, Pair=Pair, Ticket=Ticket, Checked=Checked)
+    class Counted(db.Model):  # a value the ORM computes at UPDATE time
+        __tablename__ = "counted"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(String(50))
+        revision: Mapped[int] = mapped_column(default=1, onupdate=text("revision + 1"))
+
+    return SimpleNamespace(
+        db=db, Item=Item, Pair=Pair, Ticket=Ticket, Checked=Checked, Counted=Counted
+    )
 
 
 @pytest.fixture
@@ -91,7 +103,8 @@ def s(url: str) -> Iterator[Any]:
 def created_state(instance: Any) -> dict[str, Any]:
     state = inspect(instance)
     values = {key: value for key, value in state.dict.items() if not key.startswith("_")}
-    values.pop("created_at", None)  # a clock reading: compared on its own
+    values.pop("created_at", None)  # clock readings: compared on their own
+    values.pop("updated_at", None)
     return {
         "values": values,
         "types": {key: type(value) for key, value in values.items()},
@@ -115,6 +128,11 @@ def inserts_sent_directly(model: Any) -> int:
     return sum(len(table._plans) for table in tables.values() if table is not None)
 
 
+def updates_sent_directly(model: Any) -> int:
+    tables = model.__dict__.get("__duo_lone_inserts__") or {}
+    return sum(len(table._update_plans) for table in tables.values() if table is not None)
+
+
 def direct_on(backend: str) -> bool:
     return True  # pysqlite or psycopg: asyncpg URLs get a psycopg sync engine
 
@@ -131,7 +149,8 @@ def test_create_leaves_the_instance_the_orm_would(s: Any, backend: str) -> None:
     assert mine["values"].pop("token") == ROW["token"]
     theirs["values"].pop("token")
     assert mine == theirs
-    assert {"status", "hidden"} <= mine["values"].keys() and mine["unloaded"] == {"note"}
+    assert {"status", "hidden"} <= mine["values"].keys()
+    assert mine["unloaded"] == {"note", "updated_at"}
     assert item.status == "new" and item.hidden is False and item.note is None
     assert item.created_at is not None and item.created_at.tzinfo is not None
     assert created_state(pair)["values"] == {"left": 1, "right": "x"}
@@ -301,3 +320,99 @@ async def test_a_cancelled_async_create_writes_all_or_nothing(url: str) -> None:
                 await models.Pair.create(left=100, right="x")
                 raise RuntimeError("roll back")
         assert await models.Pair.count() == len(stored)
+
+
+def test_update_leaves_the_instance_the_orm_would(s: Any, backend: str) -> None:
+    mine = s.Item.create(**ROW)
+    theirs = s.Item.create(**{**ROW, "name": "second", "token": uuid.uuid4()})
+    mine.update(price=decimal.Decimal("7.25"), note="noted")
+    with s.db.transaction():  # the ORM path
+        theirs.update(price=decimal.Decimal("7.25"), note="noted")
+    assert bool(updates_sent_directly(s.Item)) is direct_on(backend)
+    states = [created_state(mine), created_state(theirs)]
+    for state in states:
+        for key in ("id", "name", "token"):
+            state["values"].pop(key)
+    assert states[0] == states[1]
+    assert mine.updated_at is not None and mine.updated_at.tzinfo is not None
+    stored = s.Item.get_one(mine.id)
+    assert (stored.price, stored.note, stored.updated_at) == (
+        decimal.Decimal("7.25"),
+        "noted",
+        mine.updated_at,
+    )
+    assert s.Item.get_one(theirs.id).price == decimal.Decimal("7.25")
+
+
+def test_an_update_that_changes_nothing_sends_nothing(s: Any) -> None:
+    item = s.Item.create(**ROW)
+    item.update(name="lamp", price=ROW["price"])
+    assert updates_sent_directly(s.Item) == 0 and item.updated_at is None
+    assert not inspect(item).modified and s.Item.get_one(item.id).updated_at is None
+
+
+def test_a_failed_update_leaves_the_instance_as_it_was(s: Any, backend: str) -> None:
+    item = s.Item.create(**ROW)
+    other = s.Item.create(**{**ROW, "name": "taken", "token": uuid.uuid4()})
+    before = created_state(item)
+    with pytest.raises(IntegrityError):
+        item.update(name="taken", note="lost")
+    assert created_state(item) == before and item.name == "lamp"
+    assert bool(updates_sent_directly(s.Item)) is direct_on(backend)
+    other.delete()
+    gone = s.Item.create(**{**ROW, "name": "gone", "token": uuid.uuid4()})
+    s.Item.get_one(gone.id).delete()
+    with pytest.raises(ObjectNotFoundError) as direct:
+        gone.update(note="too late")
+    engine = s.db.sync_engine
+    event.listen(engine, "before_cursor_execute", ignore)  # the ORM path, then
+    try:
+        with pytest.raises(ObjectNotFoundError) as orm:
+            gone.update(note="too late")
+    finally:
+        event.remove(engine, "before_cursor_execute", ignore)
+    assert str(direct.value) == str(orm.value)
+    assert gone.note is None and not inspect(gone).modified
+    item.update(note="and now it saves")  # the instance is usable as before
+    assert s.Item.get_one(item.id).note == "and now it saves"
+
+
+def test_updates_the_orm_must_make_still_get_it(s: Any, backend: str) -> None:
+    counted = s.Counted.create(title="a")
+    counted.update(title="b")  # onupdate: the ORM computes revision at UPDATE time
+    assert s.Counted.get_one(counted.id).revision == 2
+    assert updates_sent_directly(s.Counted) == 0
+
+    pair = s.Pair.create(left=1, right="x")
+    pair.update(left=2)  # a new primary key
+    assert s.Pair.get(1, "x") is None and s.Pair.get_one(2, "x").right == "x"
+    assert updates_sent_directly(s.Pair) == 0
+
+    changed: list[Any] = []
+
+    def before_update(mapper: Any, connection: Any, target: Any) -> None:
+        changed.append(target.note)
+
+    event.listen(s.Pair, "before_update", before_update)
+    try:
+        pair.update(note="seen")
+    finally:
+        event.remove(s.Pair, "before_update", before_update)
+    assert changed == ["seen"] and updates_sent_directly(s.Pair) == 0
+    pair.update(note="direct again")
+    assert bool(updates_sent_directly(s.Pair)) is direct_on(backend)
+    assert s.Pair.get_one(2, "x").note == "direct again"
+
+
+@pytest.mark.anyio
+async def test_an_async_update_is_stored(url: str, backend: str) -> None:
+    async with async_tables(Database(url), define) as models:
+        item = await models.Item.create(**ROW)
+        await item.update(note="async")
+        assert bool(updates_sent_directly(models.Item)) is (backend != "postgresql-asyncpg")
+        assert (await models.Item.get_one(item.id)).note == "async"
+        assert not inspect(item).modified
+        await (await models.Item.get_one(item.id)).delete()
+        with pytest.raises(ObjectNotFoundError):
+            await item.update(note="gone")
+        assert item.note == "async"
