@@ -95,9 +95,7 @@ class Insert(Generic[T]):
             return NotImplemented  # type: ignore[no-any-return]
         instance, plan = prepared
         parameters = plan.parameters(instance, engine)
-        turns = db._engines.sync_turns
-        with nullcontext() if turns is None else turns.alone(plan.sql):
-            row, description = _lone_statement.run(engine, plan.sql, parameters)
+        row, description = _sent_alone(db, engine, plan.sql, parameters)
         return self.then(plan.stored(instance, row, description))
 
     async def run_async(self, db: Database) -> T:
@@ -167,20 +165,16 @@ class Update(Generic[T]):
         engine = engine_for(db)
         if engine is None or not _writes_unobserved(session_class_of(db)):
             return NotImplemented  # type: ignore[no-any-return]
-        table = _table(type(self.instance), engine.dialect)
-        if table is None or not table.updatable(self.instance):
+        found = self._table_and_values(engine.dialect)
+        if found is None:
             return NotImplemented  # type: ignore[no-any-return]
-        values = self.values()
-        if not table.takes(values, updating=True):
-            return NotImplemented  # type: ignore[no-any-return]
+        table, values = found
         snapshot = self.snapshot()
         try:
             plan = table.update_of(self.instance, values)
             if plan is not None:
                 parameters = plan.parameters(self.instance, engine)
-                turns = db._engines.sync_turns
-                with nullcontext() if turns is None else turns.alone(plan.sql):
-                    row, _ = _lone_statement.run(engine, plan.sql, parameters)
+                row, _ = _sent_alone(db, engine, plan.sql, parameters)
                 plan.check_found(row)
         except BaseException:
             snapshot.restore_detached(self.instance)
@@ -191,12 +185,10 @@ class Update(Generic[T]):
         engine = async_engine_for(db)  # psycopg's: aiosqlite is run as above, in a thread
         if engine is None or not _writes_unobserved(DuoSession):
             return NotImplemented  # type: ignore[no-any-return]
-        table = _table(type(self.instance), engine.dialect)
-        if table is None or not table.updatable(self.instance):
+        found = self._table_and_values(engine.dialect)
+        if found is None:
             return NotImplemented  # type: ignore[no-any-return]
-        values = self.values()
-        if not table.takes(values, updating=True):
-            return NotImplemented  # type: ignore[no-any-return]
+        table, values = found
         snapshot = self.snapshot()
         try:
             plan = table.update_of(self.instance, values)
@@ -209,12 +201,29 @@ class Update(Generic[T]):
             raise
         return self.then(_settled(self.instance))
 
+    def _table_and_values(self, dialect: Dialect) -> tuple[_Table, dict[str, Any]] | None:
+        """The model's lone writes and the caller's values; ``None`` if the ORM must
+        make this update."""
+        table = _table(type(self.instance), dialect)
+        if table is None or not table.updatable(self.instance):
+            return None
+        values = self.values()
+        return (table, values) if table.takes(values, updating=True) else None
+
     async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
         return NotImplemented  # type: ignore[no-any-return]  # the request's session does it
 
 
 class Restorable(Protocol):
     def restore_detached(self, instance: Any) -> None: ...
+
+
+def _sent_alone(db: Database, engine: Engine, sql: str, parameters: Any) -> _lone_statement.Outcome:
+    """One autocommitted write; on SQLite once this process's writer queue gives it
+    its turn, as a BEGIN IMMEDIATE waits for one."""
+    turns = db._engines.sync_turns
+    with nullcontext() if turns is None else turns.alone(sql):
+        return _lone_statement.run(engine, sql, parameters)
 
 
 def _settled(instance: Any) -> Any:
