@@ -31,6 +31,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Column, Dialect, Engine, Table, and_, bindparam, insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapper, class_mapper
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
@@ -113,21 +114,15 @@ class Insert(Generic[T]):
     async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
         """The INSERT as a request's write, in the transaction lone writes began (or
         begin now)."""
-        if not (session_free(db, DuoSession) and _writes_unobserved(DuoSession)):
-            return NotImplemented  # type: ignore[no-any-return]
-        engine = db._engines.async_engine()
-        if watched(engine.sync_engine):
-            return NotImplemented  # type: ignore[no-any-return]
-        prepared = self._prepare(engine.dialect)
-        if prepared is None:
-            return NotImplemented  # type: ignore[no-any-return]
-        lone = deferred.lone_transaction()
-        if lone is None:
+        engine = _request_engine(db)
+        prepared = None if engine is None else self._prepare(engine.dialect)
+        lone = None if prepared is None else deferred.lone_transaction()
+        if engine is None or prepared is None or lone is None:
             return NotImplemented  # type: ignore[no-any-return]
         instance, plan = prepared
         parameters = plan.parameters(instance, engine.sync_engine)
-        row, description = await lone.insert(plan.sql, parameters)
-        lone.created_here(plan.stored(instance, row, description))
+        row, description = await lone.send(plan.sql, parameters)
+        lone.adopt_later(plan.stored(instance, row, description))
         return self.then(instance)
 
     def _prepare(self, dialect: Dialect) -> tuple[Any, _Insert] | None:
@@ -211,11 +206,39 @@ class Update(Generic[T]):
         return (table, values) if table.takes(values, updating=True) else None
 
     async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
-        return NotImplemented  # type: ignore[no-any-return]  # the request's session does it
+        """The UPDATE as a request's write, in the transaction lone writes began (or
+        begin now); a row that is gone dooms it, as it dooms the ORM's flush."""
+        engine = _request_engine(db)
+        found = None if engine is None else self._table_and_values(engine.dialect)
+        lone = None if found is None else deferred.lone_transaction()
+        if engine is None or found is None or lone is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        table, values = found
+        snapshot = self.snapshot()
+        try:
+            plan = table.update_of(self.instance, values)
+            if plan is not None:
+                parameters = plan.parameters(self.instance, engine.sync_engine)
+                row, _ = await lone.send(plan.sql, parameters)
+                lone.check(plan.check_found, row)
+        except BaseException:
+            snapshot.restore_detached(self.instance)
+            raise
+        lone.adopt_later(_settled(self.instance))
+        return self.then(self.instance)
 
 
 class Restorable(Protocol):
     def restore_detached(self, instance: Any) -> None: ...
+
+
+def _request_engine(db: Database) -> AsyncEngine | None:
+    """The async engine a request's lone writes may use, unless something would see
+    the difference (see ``lone_reads.session_free`` and ``_writes_unobserved``)."""
+    if not (session_free(db, DuoSession) and _writes_unobserved(DuoSession)):
+        return None
+    engine = db._engines.async_engine()
+    return None if watched(engine.sync_engine) else engine
 
 
 def _sent_alone(db: Database, engine: Engine, sql: str, parameters: Any) -> _lone_statement.Outcome:

@@ -103,6 +103,13 @@ async def scenario(models: Any, name: str, refuse: Refuse) -> dict[str, Any]:
         await Thing.create(name="slow")
         await anyio.sleep(30)
         return {}
+    if name in {"patch", "patch_refuse"}:  # a lone read, then a lone update
+        existing = await Thing.where(Thing.name == "existing").one()
+        await existing.update(note="patched")
+        if name == "patch_refuse":
+            raise refuse()
+        again = await Thing.get_one(existing.id)
+        return {"same": again is existing}
     if name == "on_commit":
         await Thing.create(name="hooked")
         db.on_commit(lambda: models.committed_calls.append("after commit"))
@@ -215,6 +222,7 @@ async def test_a_created_instance_changed_afterwards_is_saved_with_it(served: Se
 async def test_later_calls_join_the_transaction_the_creates_began(served: Served) -> None:
     read = await served.post("read_back")
     assert read.json() == {"same": True, "count": 2}
+    assert "read" in served.stored()  # committed, though the session sent nothing
     mixed = await served.post("mixed")
     assert mixed.status_code == 200 and mixed.json()["inner"] == 4
     stored = served.stored()
@@ -273,3 +281,14 @@ async def test_read_only_and_excluded_paths_keep_their_meaning(url: str, backend
         assert (await http.post("/excluded/kept")).status_code == 400
     assert [thing.name for thing in await models.Thing.all()] == ["kept"]
     await models.db.disconnect()
+
+
+async def test_an_update_joins_the_request_transaction(served: Served) -> None:
+    assert (await served.post("patch_refuse")).status_code == 400
+    assert served.stored()["existing"] is None
+    patched = await served.post("patch")
+    assert patched.json() == {"same": True}
+    assert served.stored()["existing"] == "patched"
+    tables = served.models.Thing.__dict__.get("__duo_lone_inserts__") or {}
+    updates = sum(len(table._update_plans) for table in tables.values() if table is not None)
+    assert bool(updates) is served.lone
