@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Drivers (name, driver, async) whose connection this module can run an INSERT on:
+# Drivers (name, driver, async) whose connection this module can send a write to:
 # alone, autocommitted, in statement mode (a statement-mode async call on SQLite
 # runs as a sync one in a worker thread, ``dispatch``), and in a request's lone
 # transaction on the async ones.
@@ -72,7 +72,7 @@ _DRIVERS = frozenset(
         ("sqlite", "aiosqlite", True),
     }
 )
-_TABLES = "__duo_lone_inserts__"  # model attribute: {(dialect, driver, async): _Table | None}
+_TABLES = "__duo_lone_writes__"  # model attribute: {(dialect, driver, async): _Table | None}
 
 
 class Insert(Generic[T]):

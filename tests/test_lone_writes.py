@@ -124,12 +124,12 @@ def orm_created(models: Any, model: Any, **values: Any) -> Any:
 
 
 def inserts_sent_directly(model: Any) -> int:
-    tables = model.__dict__.get("__duo_lone_inserts__") or {}
+    tables = model.__dict__.get("__duo_lone_writes__") or {}
     return sum(len(table._plans) for table in tables.values() if table is not None)
 
 
 def updates_sent_directly(model: Any) -> int:
-    tables = model.__dict__.get("__duo_lone_inserts__") or {}
+    tables = model.__dict__.get("__duo_lone_writes__") or {}
     return sum(len(table._update_plans) for table in tables.values() if table is not None)
 
 
@@ -236,8 +236,8 @@ def test_what_could_tell_the_difference_gets_the_orm(
     s.Checked.create(title="a")
     with pytest.raises(ValidationError, match="title taken"):
         s.Checked.create(title="a")
-    assert s.Checked.count() == 1 and s.Checked.__dict__["__duo_lone_inserts__"] == {
-        key: None for key in s.Checked.__dict__["__duo_lone_inserts__"]
+    assert s.Checked.count() == 1 and s.Checked.__dict__["__duo_lone_writes__"] == {
+        key: None for key in s.Checked.__dict__["__duo_lone_writes__"]
     }
 
     lowered = s.Item.create(**{**ROW, "name": func.lower("LOUD")})

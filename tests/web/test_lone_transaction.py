@@ -163,7 +163,7 @@ class Served:
             return {name: note for name, note in session.execute(select(Thing.name, Thing.note))}
 
     def lone_inserts(self) -> int:
-        tables = self.models.Thing.__dict__.get("__duo_lone_inserts__") or {}
+        tables = self.models.Thing.__dict__.get("__duo_lone_writes__") or {}
         return sum(len(table._plans) for table in tables.values() if table is not None)
 
 
@@ -289,6 +289,6 @@ async def test_an_update_joins_the_request_transaction(served: Served) -> None:
     patched = await served.post("patch")
     assert patched.json() == {"same": True}
     assert served.stored()["existing"] == "patched"
-    tables = served.models.Thing.__dict__.get("__duo_lone_inserts__") or {}
+    tables = served.models.Thing.__dict__.get("__duo_lone_writes__") or {}
     updates = sum(len(table._update_plans) for table in tables.values() if table is not None)
     assert bool(updates) is served.lone
