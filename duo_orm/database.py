@@ -406,6 +406,7 @@ class Database:
         A request's read before anything has begun its transaction runs on its
         own (one autocommit statement, no BEGIN); its first write begins it.
         """
+        dispatch.refuse_in_lone_hooks()  # a db.transaction() in a hook of a lone write
         frame = self._ambient.get()
         if isinstance(frame, DeferredFrame):
             if (

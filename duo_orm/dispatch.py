@@ -9,7 +9,8 @@ the owning loop when a worker thread calls into an async transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -58,6 +59,29 @@ _running_on: ContextVar[tuple[Database, Session] | None] = ContextVar(
 
 _STATEMENT = "duo_orm.statement"  # Session.info key: this session lives for one call
 
+# Set while a lone write (duo_orm.lone_writes) runs the model's hooks with no session.
+_hooks_alone: ContextVar[bool] = ContextVar("duo_orm_hooks_alone", default=False)
+
+
+class HooksNeedSession(Exception):
+    """A hook run by a lone write touched the database: the write takes the ORM path,
+    where the hook's reads and its write share one transaction."""
+
+
+@contextmanager
+def hooks_alone() -> Iterator[None]:
+    """Run hooks with no session: any ORM call they make raises ``HooksNeedSession``."""
+    token = _hooks_alone.set(True)
+    try:
+        yield
+    finally:
+        _hooks_alone.reset(token)
+
+
+def refuse_in_lone_hooks() -> None:
+    if _hooks_alone.get():
+        raise HooksNeedSession
+
 
 def is_statement_session(session: Session) -> bool:
     return bool(session.info.get(_STATEMENT))
@@ -65,6 +89,7 @@ def is_statement_session(session: Session) -> bool:
 
 def statement_session(db: Database) -> Session | None:
     """The one-call session of ``db`` that a model hook is running in right now, if any."""
+    refuse_in_lone_hooks()
     current = _running_on.get()
     if current is not None and current[0] is db and is_statement_session(current[1]):
         return current[1]
@@ -93,6 +118,7 @@ def run(
     in statement mode it then runs without BEGIN/COMMIT (see engines.Access). In
     statement mode ``direct``, when given, runs instead of ``op`` if it can.
     """
+    refuse_in_lone_hooks()
     current = _running_on.get()
     if current is not None:
         if current[0] is db:

@@ -14,9 +14,11 @@ session leaves a created one: detached, with its identity key, nothing pending.
 the columns that changed (the values, then the hooks' timestamps), returning the
 key to tell a row that is gone; the instance is left unchanged if it fails.
 
-Whatever could tell the ORM path from these takes it instead: everything that keeps
-a point read on it (``lone_reads``), an overridden ``validate()`` (it may query,
-and must see its write's transaction), session listeners of any kind besides
+The hooks run with no session; one that touches the database (a ``validate()``
+that queries, which must see its write's transaction) sends the write back to the
+ORM path, where the hooks run again in the session. Whatever else could tell the ORM
+path from these takes it too: everything that keeps a point read on it
+(``lone_reads``), session listeners of any kind besides
 duo-orm's own, mapper insert or update events, a version counter, a default computed
 at INSERT time (a Python callable, a SQL expression, a sequence) that no value
 replaces, values computed at UPDATE time (``onupdate``), a changed primary key,
@@ -38,7 +40,7 @@ from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ClauseElement
 
-from . import _lone_statement
+from . import _lone_statement, dispatch
 from ._driver_sql import watched
 from .hooks import before_insert, before_update, run_model_hooks
 from .lone_reads import (
@@ -135,7 +137,11 @@ class Insert(Generic[T]):
         if not table.takes(values):
             return None
         instance = self.model(**values)
-        before_insert(instance)
+        try:
+            with dispatch.hooks_alone():
+                before_insert(instance)
+        except dispatch.HooksNeedSession:
+            return None
         return instance, table.insert_of(instance_state(instance).dict)
 
 
@@ -171,8 +177,10 @@ class Update(Generic[T]):
                 parameters = plan.parameters(self.instance, engine)
                 row, _ = _sent_alone(db, engine, plan.sql, parameters)
                 plan.check_found(row)
-        except BaseException:
+        except BaseException as error:
             snapshot.restore_detached(self.instance)
+            if isinstance(error, dispatch.HooksNeedSession):  # validate() queried
+                return NotImplemented  # type: ignore[no-any-return]
             raise
         return self.then(_settled(self.instance))
 
@@ -191,8 +199,10 @@ class Update(Generic[T]):
                 parameters = plan.parameters(self.instance, engine.sync_engine)
                 row, _ = await _lone_statement.run_async(engine, plan.sql, parameters)
                 plan.check_found(row)
-        except BaseException:
+        except BaseException as error:
             snapshot.restore_detached(self.instance)
+            if isinstance(error, dispatch.HooksNeedSession):  # validate() queried
+                return NotImplemented  # type: ignore[no-any-return]
             raise
         return self.then(_settled(self.instance))
 
@@ -221,8 +231,10 @@ class Update(Generic[T]):
                 parameters = plan.parameters(self.instance, engine.sync_engine)
                 row, _ = await lone.send(plan.sql, parameters)
                 lone.check(plan.check_found, row)
-        except BaseException:
+        except BaseException as error:
             snapshot.restore_detached(self.instance)
+            if isinstance(error, dispatch.HooksNeedSession):  # validate() queried
+                return NotImplemented  # type: ignore[no-any-return]
             raise
         lone.adopt_later(_settled(self.instance))
         return self.then(self.instance)
@@ -301,11 +313,8 @@ class _Table:
         if columns is None:
             return None
         mapper = class_mapper(model)
-        from .model import Model
-
         if (
-            model.validate is not Model.validate
-            or mapper.version_id_col is not None
+            mapper.version_id_col is not None
             or not isinstance(mapper.local_table, Table)
             or not mapper.local_table.implicit_returning
         ):
@@ -352,7 +361,8 @@ class _Table:
         (``None``: nothing did, and nothing is sent, as the ORM sends nothing)."""
         for key, value in values.items():
             setattr(instance, key, value)
-        before_update(instance)
+        with dispatch.hooks_alone():
+            before_update(instance)
         state = instance_state(instance)
         committed = state.committed_state
         changed = tuple(

@@ -83,6 +83,15 @@ def define(db: Database) -> Any:
             if Checked.where(Checked.title == self.title).exists():
                 raise ValidationError("title taken", field="title")
 
+    class Rated(db.Model):  # a validate() that only looks at the values
+        __tablename__ = "rated"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        stars: Mapped[int]
+
+        def validate(self) -> None:
+            if not 1 <= self.stars <= 5:
+                raise ValidationError("stars must be 1 to 5", field="stars")
+
     class Counted(db.Model):  # a value the ORM computes at UPDATE time
         __tablename__ = "counted"
         id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,7 +99,13 @@ def define(db: Database) -> Any:
         revision: Mapped[int] = mapped_column(default=1, onupdate=text("revision + 1"))
 
     return SimpleNamespace(
-        db=db, Item=Item, Pair=Pair, Ticket=Ticket, Checked=Checked, Counted=Counted
+        db=db,
+        Item=Item,
+        Pair=Pair,
+        Ticket=Ticket,
+        Checked=Checked,
+        Rated=Rated,
+        Counted=Counted,
     )
 
 
@@ -233,12 +248,14 @@ def test_what_could_tell_the_difference_gets_the_orm(
     assert s.Ticket.get_one(given.id) is not None
     assert bool(inserts_sent_directly(s.Ticket)) is direct_on(backend)
 
-    s.Checked.create(title="a")
+    checked = s.Checked.create(title="a")  # validate() queries: the ORM path, both times
     with pytest.raises(ValidationError, match="title taken"):
         s.Checked.create(title="a")
-    assert s.Checked.count() == 1 and s.Checked.__dict__["__duo_lone_writes__"] == {
-        key: None for key in s.Checked.__dict__["__duo_lone_writes__"]
-    }
+    s.Checked.create(title="b")
+    with pytest.raises(ValidationError, match="title taken"):
+        checked.update(title="b")
+    assert s.Checked.count() == 2 and checked.title == "a"
+    assert inserts_sent_directly(s.Checked) == 0 and updates_sent_directly(s.Checked) == 0
 
     lowered = s.Item.create(**{**ROW, "name": func.lower("LOUD")})
     assert s.Item.get_one(lowered.id).name == "loud"
@@ -416,3 +433,17 @@ async def test_an_async_update_is_stored(url: str, backend: str) -> None:
         with pytest.raises(ObjectNotFoundError):
             await item.update(note="gone")
         assert item.note == "async"
+
+
+def test_a_validate_that_only_checks_values_runs_on_the_lone_path(s: Any, backend: str) -> None:
+    rated = s.Rated.create(stars=4)
+    with pytest.raises(ValidationError, match="stars must be 1 to 5") as refused:
+        s.Rated.create(stars=9)
+    assert refused.value.field == "stars"
+    with pytest.raises(ValidationError):
+        rated.update(stars=0)
+    assert rated.stars == 4 and not inspect(rated).modified
+    rated.update(stars=5)
+    assert [row.stars for row in s.Rated.all()] == [5]
+    assert bool(inserts_sent_directly(s.Rated)) is direct_on(backend)
+    assert bool(updates_sent_directly(s.Rated)) is direct_on(backend)
