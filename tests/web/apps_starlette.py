@@ -121,13 +121,16 @@ def _async_routes(shop: Shop) -> list[Route]:
     async def tagged(request: Request) -> Response:
         payload = await body(request)
         item = await Item.create(payload)
+        # A lone create leaves the instance detached until the request's session
+        # exists; the read makes it, and the session adopts the instance.
+        first = await Item.get(item.id)
         session = inspect(item).session
         assert session is not None
         session.info["tag"] = payload.name
         await anyio.sleep(0)
         again = await Item.get(item.id)
-        own = again is item and session.info["tag"] == payload.name and db.in_transaction
-        return JSONResponse({"own_session": own}, status_code=201)
+        own = first is again is item and session.info["tag"] == payload.name
+        return JSONResponse({"own_session": own and db.in_transaction}, status_code=201)
 
     return _routes(
         create,
