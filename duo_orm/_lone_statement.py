@@ -25,7 +25,10 @@ Outcome = tuple[Any, Any]
 
 
 def run(engine: Engine, sql: str, parameters: Any) -> Outcome:
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:  # the server is down, refuses, ...
+        raise _not_connected(error, engine) from error
     try:
         connection: Any = pooled.driver_connection
         autocommit = engine.dialect.name == "postgresql" and not connection.autocommit
@@ -63,7 +66,10 @@ def execute(pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: En
 async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
     """``run`` on psycopg's async connection (the only async driver sent to)."""
     sync_engine = engine.sync_engine
-    pooled = await greenlet_spawn(sync_engine.raw_connection)
+    try:
+        pooled = await greenlet_spawn(sync_engine.raw_connection)
+    except sync_engine.dialect.loaded_dbapi.Error as error:
+        raise _not_connected(error, sync_engine) from error
 
     async def lost(error: BaseException | None = None) -> None:
         if pooled.is_valid:
@@ -160,6 +166,22 @@ def _reusable(driver: Any) -> bool:
     if info is None or not hasattr(info, "transaction_status"):
         return True
     return not driver.closed and info.transaction_status.name != "ACTIVE"
+
+
+def _not_connected(error: Any, engine: Engine) -> Exception:
+    """A failed connect as ``Connection`` raises it (``engine.raw_connection()`` leaves
+    the driver's error bare)."""
+    dialect = engine.dialect
+    result: Exception = sa_exc.DBAPIError.instance(
+        None,
+        None,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=dialect.is_disconnect(error, None, None),
+        dialect=dialect,
+    )
+    return result
 
 
 def wrapped(error: Exception, sql: str, parameters: Any, engine: Engine) -> Exception:
