@@ -12,7 +12,7 @@ round trip, and the connection goes back to the pool as it came.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from sqlalchemy import Dialect, Engine, PoolProxiedConnection
@@ -28,7 +28,7 @@ def run(engine: Engine, sql: str, parameters: Any) -> Outcome:
     try:
         pooled = engine.raw_connection()
     except engine.dialect.loaded_dbapi.Error as error:  # the server is down, refuses, ...
-        raise _not_connected(error, engine) from error
+        raise wrapped(error, None, None, engine, connecting=True) from error
     try:
         connection: Any = pooled.driver_connection
         autocommit = engine.dialect.name == "postgresql" and not connection.autocommit
@@ -69,7 +69,7 @@ async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
     try:
         pooled = await greenlet_spawn(sync_engine.raw_connection)
     except sync_engine.dialect.loaded_dbapi.Error as error:
-        raise _not_connected(error, sync_engine) from error
+        raise wrapped(error, None, None, sync_engine, connecting=True) from error
 
     async def lost(error: BaseException | None = None) -> None:
         if pooled.is_valid:
@@ -168,25 +168,17 @@ def _reusable(driver: Any) -> bool:
     return not driver.closed and info.transaction_status.name != "ACTIVE"
 
 
-def _not_connected(error: Any, engine: Engine) -> Exception:
-    """A failed connect as ``Connection`` raises it (``engine.raw_connection()`` leaves
-    the driver's error bare)."""
-    dialect = engine.dialect
-    result: Exception = sa_exc.DBAPIError.instance(
-        None,
-        None,
-        error,
-        dialect.loaded_dbapi.Error,
-        hide_parameters=engine.hide_parameters,
-        connection_invalidated=dialect.is_disconnect(error, None, None),
-        dialect=dialect,
-    )
-    return result
-
-
-def wrapped(error: Exception, sql: str, parameters: Any, engine: Engine) -> Exception:
+def wrapped(
+    error: Exception,
+    sql: str | None,
+    parameters: Any,
+    engine: Engine,
+    *,
+    connecting: bool = False,
+) -> Exception:
     """``error`` (from the driver, or from processing a parameter) as SQLAlchemy would
-    have raised it: a ``DBAPIError`` subclass, or a ``StatementError``."""
+    have raised it: a ``DBAPIError`` subclass, or a ``StatementError``. ``connecting``:
+    it came from the pool's connect, which ``engine.raw_connection()`` leaves bare."""
     dialect: Dialect = engine.dialect
     result: Exception = sa_exc.DBAPIError.instance(
         sql,
@@ -194,6 +186,7 @@ def wrapped(error: Exception, sql: str, parameters: Any, engine: Engine) -> Exce
         error,
         dialect.loaded_dbapi.Error,
         hide_parameters=engine.hide_parameters,
+        connection_invalidated=connecting and dialect.is_disconnect(cast(Any, error), None, None),
         dialect=dialect,
     )
     return result

@@ -28,8 +28,8 @@ expired attributes, and SQL expressions given as values.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Column, Dialect, Engine, Table, and_, bindparam, insert, update
@@ -170,18 +170,14 @@ class Update(Generic[T]):
         if found is None:
             return NotImplemented  # type: ignore[no-any-return]
         table, values = found
-        snapshot = self.snapshot()
-        try:
+        with self._undone_on_failure() as attempt:
             plan = table.update_of(self.instance, values)
             if plan is not None:
                 parameters = plan.parameters(self.instance, engine)
                 row, _ = _sent_alone(db, engine, plan.sql, parameters)
                 plan.check_found(row)
-        except BaseException as error:
-            snapshot.restore_detached(self.instance)
-            if isinstance(error, dispatch.HooksNeedSession):  # validate() queried
-                return NotImplemented  # type: ignore[no-any-return]
-            raise
+        if attempt.needs_session:
+            return NotImplemented  # type: ignore[no-any-return]
         return self.then(_settled(self.instance))
 
     async def run_async(self, db: Database) -> T:
@@ -192,28 +188,15 @@ class Update(Generic[T]):
         if found is None:
             return NotImplemented  # type: ignore[no-any-return]
         table, values = found
-        snapshot = self.snapshot()
-        try:
+        with self._undone_on_failure() as attempt:
             plan = table.update_of(self.instance, values)
             if plan is not None:
                 parameters = plan.parameters(self.instance, engine.sync_engine)
                 row, _ = await _lone_statement.run_async(engine, plan.sql, parameters)
                 plan.check_found(row)
-        except BaseException as error:
-            snapshot.restore_detached(self.instance)
-            if isinstance(error, dispatch.HooksNeedSession):  # validate() queried
-                return NotImplemented  # type: ignore[no-any-return]
-            raise
+        if attempt.needs_session:
+            return NotImplemented  # type: ignore[no-any-return]
         return self.then(_settled(self.instance))
-
-    def _table_and_values(self, dialect: Dialect) -> tuple[_Table, dict[str, Any]] | None:
-        """The model's lone writes and the caller's values; ``None`` if the ORM must
-        make this update."""
-        table = _table(type(self.instance), dialect)
-        if table is None or not table.updatable(self.instance):
-            return None
-        values = self.values()
-        return (table, values) if table.takes(values, updating=True) else None
 
     async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
         """The UPDATE as a request's write, in the transaction lone writes began (or
@@ -224,20 +207,45 @@ class Update(Generic[T]):
         if engine is None or found is None or lone is None:
             return NotImplemented  # type: ignore[no-any-return]
         table, values = found
-        snapshot = self.snapshot()
-        try:
+        with self._undone_on_failure() as attempt:
             plan = table.update_of(self.instance, values)
             if plan is not None:
                 parameters = plan.parameters(self.instance, engine.sync_engine)
                 row, _ = await lone.send(plan.sql, parameters)
                 lone.check(plan.check_found, row)
-        except BaseException as error:
-            snapshot.restore_detached(self.instance)
-            if isinstance(error, dispatch.HooksNeedSession):  # validate() queried
-                return NotImplemented  # type: ignore[no-any-return]
-            raise
+        if attempt.needs_session:
+            return NotImplemented  # type: ignore[no-any-return]
         lone.adopt_later(_settled(self.instance))
         return self.then(self.instance)
+
+    def _table_and_values(self, dialect: Dialect) -> tuple[_Table, dict[str, Any]] | None:
+        """The model's lone writes and the caller's values; ``None`` if the ORM must
+        make this update."""
+        table = _table(type(self.instance), dialect)
+        if table is None or not table.updatable(self.instance):
+            return None
+        values = self.values()
+        return (table, values) if table.takes(values, updating=True) else None
+
+    @contextmanager
+    def _undone_on_failure(self) -> Iterator[_Attempt]:
+        """Leaves the instance as it was if the hooks or the UPDATE fail; a hook that
+        needs a session is not a failure but the ORM path's turn."""
+        snapshot, attempt = self.snapshot(), _Attempt()
+        try:
+            yield attempt
+        except BaseException as error:
+            snapshot.restore_detached(self.instance)
+            if not isinstance(error, dispatch.HooksNeedSession):
+                raise
+            attempt.needs_session = True
+
+
+class _Attempt:
+    __slots__ = ("needs_session",)
+
+    def __init__(self) -> None:
+        self.needs_session = False
 
 
 class Restorable(Protocol):
