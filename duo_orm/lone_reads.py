@@ -136,10 +136,6 @@ class Rows(Generic[T]):
         return self.then([plan.loaded(row) for row in rows])
 
 
-# What ``dispatch`` may run instead of a lone-read operation, given a database.
-DirectRead = ByKey[T] | Scalar[T] | Rows[T]
-
-
 def engine_for(db: Database) -> Engine | None:
     """The sync engine ``db``'s point reads may run on past ``Connection``, if any."""
     if not session_free(db, session_class_of(db)):

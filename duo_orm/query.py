@@ -31,7 +31,7 @@ from .exceptions import (
     MultipleObjectsFoundError,
     ObjectNotFoundError,
 )
-from .lone_reads import DirectRead, Rows, Scalar
+from .lone_reads import Rows, Scalar
 from .payload import Payload
 from .relations import Path
 
@@ -364,7 +364,9 @@ class Query(Generic[M]):
         one table."""
         return None if self.joins else Rows(self.model, statement, then)
 
-    def _read(self, op: Any, statements: int = 1, direct: DirectRead[Any] | None = None) -> Any:
+    def _read(
+        self, op: Any, statements: int = 1, direct: dispatch.Direct[Any] | None = None
+    ) -> Any:
         """Run a read; one statement on its own needs no transaction (engines.Access),
         and a ``direct`` form of it needs no session (duo_orm.lone_reads).
 

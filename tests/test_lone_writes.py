@@ -319,6 +319,7 @@ def test_a_create_leaves_no_transaction_open(s: Any) -> None:
 
 # asyncpg creates take the ORM path, where a query cancelled mid-flight closes its
 # connection and asyncpg reports connection_lost() to the event loop.
+@pytest.mark.postgres
 @pytest.mark.backends("postgresql")
 @pytest.mark.anyio
 async def test_a_cancelled_async_create_writes_all_or_nothing(url: str) -> None:
