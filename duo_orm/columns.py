@@ -225,7 +225,8 @@ def _build_specs(model: type) -> dict[str, ColumnSpec]:
             or column.server_default is not None
             or autoincrement
             or column.computed is not None
-            or column.identity is not None,
+            or column.identity is not None
+            or (column is mapper.version_id_col and mapper.version_id_generator is not False),
             is_foreign_key=bool(column.foreign_keys),
             set_on=stamp_events(model, prop.key, column.info),
             scalar_default=column.default.arg
