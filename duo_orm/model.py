@@ -7,7 +7,7 @@ code and an awaitable in async code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from . import dispatch, lone_reads, lone_writes
 from ._shown import shown
 from .bulk import all_or_nothing
+from .bulk_insert import chunks, insert_rows
 from .columns import ColumnSpec, column_specs, stamp_events, stamped_keys
 from .exceptions import (
     InvalidQueryError,
@@ -148,18 +149,17 @@ class Model:
             with all_or_nothing(session):  # a failure undoes every batch
                 if with_hooks or instances is not None:
                     built = instances if instances is not None else [cls(**row) for row in rows]
-                    for batch in _chunks(built, batch_size):
+                    for batch in chunks(built, batch_size):
                         session.add_all(batch)
                         session.flush()
                     return built if return_models else len(built)
                 _prepare_bulk_rows(cls, rows, columns)
                 if return_models:
                     created: list[M] = []
-                    for batch in _chunks(rows, batch_size):
+                    for batch in chunks(rows, batch_size):
                         created.extend(session.scalars(insert(cls).returning(cls), batch))
                     return created
-                for batch in _chunks(rows, batch_size):
-                    session.execute(insert(cls), batch)
+                insert_rows(session, cls, rows, columns, batch_size)
                 return len(rows)
 
         return dispatch.run(cls.__duo_database__, op)
@@ -634,11 +634,6 @@ def _check_rows_one_by_one(
         if not required <= row.keys():
             missing = sorted(required - row.keys())[0]
             raise ValidationError(f"{missing} is required", field=missing)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _pk_names(model: type) -> tuple[str, ...]:
