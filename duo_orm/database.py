@@ -24,7 +24,7 @@ from .exceptions import (
     DatabaseUnavailableError,
     UnsupportedOperationError,
 )
-from .frame import DeferredFrame, Frame
+from .frame import DeferredFrame, Frame, RequestFrames
 from .model import Model
 from .naming import NAMING_CONVENTION
 from .routing import DEFAULT_CHECK_INTERVAL, DEFAULT_MAX_LAG, Router
@@ -92,7 +92,7 @@ class Database:
         self._session_options.update(session_options or {})
         self._sync_factory: sessionmaker[Session] | None = None
         self._async_factory: async_sessionmaker[AsyncSession] | None = None
-        self._ambient: ContextVar[Frame | DeferredFrame | None] = ContextVar(
+        self._ambient: ContextVar[Frame | DeferredFrame | RequestFrames | None] = ContextVar(
             f"duo_orm_transaction_{id(self):x}", default=None
         )
         # set while a test runs isolated (duo_orm_pytest): every session joins it
@@ -139,7 +139,7 @@ class Database:
     @property
     def in_transaction(self) -> bool:
         """Whether ORM calls made here run inside a ``db.transaction()`` block."""
-        ambient = self._ambient.get()
+        ambient = self._ambient_frame()
         if isinstance(ambient, DeferredFrame):  # asking must not open it
             if ambient.closed or ambient.declined:
                 return False
@@ -407,7 +407,7 @@ class Database:
         own (one autocommit statement, no BEGIN); its first write begins it.
         """
         dispatch.refuse_in_lone_hooks()  # a db.transaction() in a hook of a lone write
-        frame = self._ambient.get()
+        frame = self._ambient_frame()
         if isinstance(frame, DeferredFrame):
             if (
                 frame.frame is None
@@ -422,8 +422,16 @@ class Database:
     def _may_read_replica(self) -> bool:
         """A read may go to a replica unless it comes before the first write of a
         request that may write (which must not build that write on stale rows)."""
-        ambient = self._ambient.get()
+        ambient = self._ambient_frame()
         return not isinstance(ambient, DeferredFrame) or ambient.reads_only
+
+    def _ambient_frame(self) -> Frame | DeferredFrame | None:
+        """This context's transaction: a block's frame, a request's deferred one (made
+        now if nothing asked for it before), or ``None`` for statement mode."""
+        ambient = self._ambient.get()
+        if isinstance(ambient, RequestFrames):
+            return ambient.deferred_for(self)
+        return ambient
 
     def _new_sync_session(self, access: Access = "write") -> Session:
         if access == "write" or self._isolation is not None:

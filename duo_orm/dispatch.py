@@ -132,7 +132,7 @@ def run(
 
 def _unit_calls(db: Database) -> CallRegistry | None:
     """Where a request's unit of work keeps the calls it is still waiting for."""
-    ambient = db._ambient.get()
+    ambient = db._ambient_frame()
     if isinstance(ambient, DeferredFrame) and not ambient.closed:
         return ambient.calls()
     return None
@@ -207,7 +207,7 @@ async def run_async(
     db: Database, op: Operation[T], access: Access = "write", direct: Direct[T] | None = None
 ) -> T:
     if access == "write" and direct is not None:  # a write's direct form is a DirectWrite
-        ambient = db._ambient.get()
+        ambient = db._ambient_frame()
         if isinstance(ambient, DeferredFrame) and ambient.frame is None:
             with translated_errors():
                 result = await cast("DirectWrite[T]", direct).run_in_request(db, ambient)

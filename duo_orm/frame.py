@@ -22,6 +22,7 @@ from .exceptions import UnsupportedOperationError
 
 if TYPE_CHECKING:
     from ._callbacks import Callback
+    from .database import Database
     from .lone_transaction import LoneTransaction
 
 T = TypeVar("T")
@@ -79,19 +80,30 @@ def exclusive(in_use: threading.Lock) -> Iterator[None]:
 
 
 class FrameOpener(Protocol):
-    """How a deferred transaction begins: its frame (``None``: declined), or the
-    transaction its lone writes run in before that (``None``: declined)."""
+    """How a deferred transaction on ``db`` begins: its frame (``None``: declined), or
+    the transaction its lone writes run in before that (``None``: declined)."""
 
-    def __call__(self, write: bool) -> Frame | None: ...
+    def open_frame(self, db: Database, write: bool) -> Frame | None: ...
 
-    def begin_lone(self) -> LoneTransaction | None: ...
+    def begin_lone(self, db: Database) -> LoneTransaction | None: ...
+
+
+class RequestFrames:
+    """A web request's deferred transactions, one per database, each made the first
+    time an ORM call on that database looks for it: a request that never touches a
+    database makes none. ``duo_orm.web`` puts one in each database's context."""
+
+    __slots__ = ()
+
+    def deferred_for(self, db: Database) -> DeferredFrame | None:
+        raise NotImplementedError
 
 
 class DeferredFrame:
     """A transaction that exists only once something uses it.
 
-    A web adapter gives every request one of these instead of a frame, so a
-    request that never touches the database creates no session at all. The
+    A web request has one of these per database it touches instead of a frame
+    (``RequestFrames``), so it creates no session until it needs one. The
     first ORM call that needs the transaction (from any task or worker thread of
     the request, since they all share this object) opens the real frame: a write,
     an explicit ``db.transaction()``, the raw session. Reads before that run on
@@ -103,14 +115,16 @@ class DeferredFrame:
         "_lock",
         "_open_frame",
         "closed",
+        "db",
         "declined",
         "frame",
         "lone",
         "reads_only",
     )
 
-    def __init__(self, open_frame: FrameOpener, *, reads_only: bool = False) -> None:
+    def __init__(self, open_frame: FrameOpener, db: Database, *, reads_only: bool = False) -> None:
         self._open_frame: FrameOpener | None = open_frame
+        self.db = db
         # Expected to only read (a GET, a read-only path): its lone reads may go to a
         # replica. A request that may write reads the primary, or a lagging replica
         # could hand its write stale rows.
@@ -152,7 +166,7 @@ class DeferredFrame:
         with self._lock:
             opener = self._open_frame
             if self.lone is None and self.frame is None and opener is not None:
-                self.lone = opener.begin_lone()
+                self.lone = opener.begin_lone(self.db)
             return self.lone if self.frame is None else None
 
     def resolve(self, write: bool = False) -> Frame | None:
@@ -161,8 +175,9 @@ class DeferredFrame:
         opted out of the request transaction runs in statement mode)."""
         if self.frame is None and not (self.closed or self.declined):
             with self._lock:
-                if self.frame is None and self._open_frame is not None:
-                    self.frame = self._open_frame(write)
+                opener = self._open_frame
+                if self.frame is None and opener is not None:
+                    self.frame = opener.open_frame(self.db, write)
                     if self.frame is None:
                         # still open for the request's bookkeeping (calls never awaited)
                         self.declined = True

@@ -23,7 +23,7 @@ from ._callbacks import run_after_async_commit, run_after_sync_commit
 from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
-from .frame import DeferredFrame, Frame
+from .frame import DeferredFrame, Frame, RequestFrames
 
 if TYPE_CHECKING:
     from .database import Database
@@ -34,7 +34,7 @@ class TransactionBlock:
         self._db = db
         self._access = access  # "read": db.transaction(read_only=True)
         self._frame: Frame | None = None  # the frame this block created, if outermost
-        self._token: Token[Frame | DeferredFrame | None] | None = None
+        self._token: Token[Frame | DeferredFrame | RequestFrames | None] | None = None
         self._outer: Frame | None = None  # the frame a nested block savepoints on
         self._savepoint: SessionTransaction | AsyncSessionTransaction | None = None
         self._mark = 0  # how many on_commit callbacks the outer frame had at the savepoint

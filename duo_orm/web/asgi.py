@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .errors import ErrorInfo, log_client_gone
-from .unit_of_work import SAFE_METHODS, SCOPE_KEY, RequestState, RouteCheck, defer_unit
+from .unit_of_work import SAFE_METHODS, SCOPE_KEY, RequestState, RouteCheck
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -74,18 +74,22 @@ class UnitOfWorkMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = RequestState(self.databases)
-        path = scope.get("path", "") if self.exclude_paths or self.read_only_paths else ""
-        if self.read_only_paths:
-            state.read_only = _matches(path, self.read_only_paths)
-        if state.read_only or scope.get("method") in SAFE_METHODS:
-            state.access = "read"  # SQLite: no write lock taken at BEGIN
+        read_only = excluded = False
+        if self.exclude_paths or self.read_only_paths:
+            path = scope.get("path", "")
+            read_only = _matches(path, self.read_only_paths)
+            excluded = _matches(path, self.exclude_paths)
+        state = RequestState(
+            self.databases,
+            read_only=read_only,
+            # SQLite: no write lock taken at BEGIN
+            access="read" if read_only or scope.get("method") in SAFE_METHODS else "write",
+            scope=None if excluded or self.route_opted_out is None else scope,
+            route_opted_out=self.route_opted_out,
+        )
         scope[SCOPE_KEY] = state
-        if not (self.exclude_paths and _matches(path, self.exclude_paths)):
-            if self.route_opted_out is not None:
-                state.scope, state.route_opted_out = scope, self.route_opted_out
-            for db in self.databases:
-                defer_unit(scope, db)
+        if not excluded:
+            state.open_window()
         request_read = False
         replaced = False
 
@@ -131,11 +135,12 @@ class UnitOfWorkMiddleware:
                 raise
         finally:
             # An exception, a cancellation, or no response at all: nothing commits.
-            if not state.finished and state.needs_settling():
-                with anyio.CancelScope(shield=True):
-                    await state.finish(None)
-            else:  # nothing to roll back; no await, so no unit can open meanwhile
-                state.close()
+            if not state.finished:
+                if state.needs_settling():
+                    with anyio.CancelScope(shield=True):
+                        await state.finish(None)
+                else:  # nothing to roll back; no await, so no unit can open meanwhile
+                    state.close()
 
 
 def _only_replaced(exc: BaseException | None) -> bool:

@@ -43,7 +43,7 @@ async def hold_gates_for(scope: MutableMapping[str, Any]) -> None:
     """Before a threaded handler runs: wait for a place at the transaction gate, if the
     request has a transaction to hold (see ``transaction_gate``)."""
     state = scope.get(SCOPE_KEY)
-    if isinstance(state, RequestState) and state.deferred and not state.opted_out():
+    if isinstance(state, RequestState) and state.windowed and not state.opted_out():
         await state.hold_thread_gates()
 
 

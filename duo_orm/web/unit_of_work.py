@@ -1,9 +1,9 @@
 """One HTTP request's unit of work, shared by every adapter.
 
 The middleware gives each request a ``RequestState`` in its ASGI scope and, per
-database, a deferred transaction (:func:`defer_unit`) that begins at the first ORM
-write (or explicit ``db.transaction()``), from whichever task or worker thread makes
-it; reads before that run as lone statements. :func:`open_unit` hands a
+database, a deferred transaction (:meth:`RequestState.deferred_for`) that begins at
+the first ORM write (or explicit ``db.transaction()``), from whichever task or worker
+thread makes it; reads before that run as lone statements. :func:`open_unit` hands a
 handler the session for raw statements (opening one explicitly on an excluded
 route). Just before the response starts the middleware calls
 :meth:`RequestState.finish` with its status: below 400 commits, anything else rolls
@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import weakref
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .. import dispatch
 from ..engines import Access
 from ..exceptions import ConfigurationError
-from ..frame import DeferredFrame, Frame
+from ..frame import DeferredFrame, Frame, RequestFrames
 from ..lone_transaction import LoneTransaction
 from ..transaction import TransactionBlock
 from .errors import ErrorInfo, classify, internal_error, log_server_error
@@ -85,21 +86,117 @@ class Unit:
                     await self.lone.close()
 
 
-@dataclass(slots=True)
-class RequestState:
-    """What one request opened, and whether it has been settled."""
+class RequestState(RequestFrames):
+    """What one request opened, and whether it has been settled.
 
-    databases: Sequence[Database]
-    units: list[Unit] = field(default_factory=list)
-    deferred: dict[Database, DeferredFrame] = field(default_factory=dict)
-    read_only: bool = False
-    access: Access = "write"  # how the request's transactions begin (engines.Access)
-    finished: bool = False
-    client_gone: bool = False
-    # the ASGI scope, for the adapter's per-route opt-out check; dropped at close()
-    scope: MutableMapping[str, Any] | None = None
-    route_opted_out: RouteCheck | None = None
-    gates: list[anyio.Semaphore] = field(default_factory=list)
+    It stands in each database's context for the request's transaction on that
+    database (a ``DeferredFrame``), made the first time an ORM call asks for it, so
+    a request that never touches a database costs this one object.
+    """
+
+    __slots__ = (
+        "access",
+        "client_gone",
+        "databases",
+        "deferred",
+        "finished",
+        "gates",
+        "loop",
+        "read_only",
+        "route_opted_out",
+        "scope",
+        "units",
+        "windowed",
+    )
+
+    def __init__(
+        self,
+        databases: Sequence[Database],
+        *,
+        read_only: bool = False,
+        access: Access = "write",
+        scope: MutableMapping[str, Any] | None = None,
+        route_opted_out: RouteCheck | None = None,
+    ) -> None:
+        self.databases = databases
+        self.read_only = read_only
+        self.access = access  # how the request's transactions begin (engines.Access)
+        # the ASGI scope, for the adapter's per-route opt-out check; dropped at close()
+        self.scope = scope
+        self.route_opted_out = route_opted_out
+        self.units: list[Unit] = []
+        self.deferred: dict[Database, DeferredFrame] = {}
+        self.gates: list[anyio.Semaphore] = []
+        self.finished = False
+        self.client_gone = False
+        self.windowed = False  # has a request transaction (its path is not excluded)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def open_window(self) -> None:
+        """Give the request a transaction per database, begun by the first ORM call
+        that needs it, from whichever task or worker thread makes it."""
+        self.windowed = True
+        self.loop = asyncio.get_running_loop()
+        for db in self.databases:
+            db._ambient.set(self)
+
+    def deferred_for(self, db: Database) -> DeferredFrame | None:
+        deferred = self.deferred.get(db)
+        if deferred is None and self.windowed and db in self.databases:
+            with _making:  # the handler's task and its worker threads may ask at once
+                deferred = self.deferred.get(db)
+                if deferred is None:
+                    deferred = DeferredFrame(self, db, reads_only=self.access == "read")
+                    if self.finished:
+                        deferred.close()  # asked after response start: statement mode
+                    self.deferred[db] = deferred
+        return deferred
+
+    # -- FrameOpener: what a deferred transaction calls when it begins --------
+
+    def open_frame(self, db: Database, write: bool) -> Frame | None:
+        """The session's frame of ``db``'s transaction; ``None`` on a route that opted out."""
+        unit = self._lone_unit(db)
+        if unit is None and self.opted_out():
+            return None  # statement mode for this route
+        # on the connection and transaction lone writes began, if they did
+        session = None if unit is None or unit.lone is None else unit.lone.session()
+        if session is None:
+            # Begun by a write: take SQLite's write lock at BEGIN, whatever the method.
+            access: Access = "write" if write and not self.read_only else self.access
+            session = self._new_session(db, access)
+        frame = Frame(session, loop=self.loop)
+        block = TransactionBlock.around(db, frame)
+        if unit is not None:
+            unit.block, unit.session = block, session
+        else:
+            self.units.append(Unit(db, block, session))
+        return frame
+
+    def begin_lone(self, db: Database) -> LoneTransaction | None:
+        """The transaction a lone write begins: a ``Unit`` with no session yet."""
+        if self.opted_out() or self.finished:
+            return None
+        lone = LoneTransaction(db)
+        self.units.append(Unit(db, None, None, lone))
+        return lone
+
+    def _lone_unit(self, db: Database) -> Unit | None:
+        for unit in self.units:
+            if unit.db is db and unit.lone is not None:
+                return unit
+        return None
+
+    def _new_session(self, db: Database, access: Access) -> AsyncSession:
+        if dispatch.event_loop_running():
+            return db._new_async_session(access)
+        # first used from a worker thread (a sync handler): the loop's engine
+        assert self.loop is not None
+
+        async def on_loop() -> AsyncSession:
+            return db._new_async_session(access)
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result()
 
     def database(self, db: Database | None) -> Database:
         if db is not None:
@@ -114,10 +211,9 @@ class RequestState:
         """Whether response start has work to do: a unit to settle or a call never awaited."""
         if self.units:
             return True
-        for deferred in self.deferred.values():  # noqa: SIM110 - no generator per request
-            if deferred.has_waiting_calls():
-                return True
-        return False
+        if not self.deferred:
+            return False
+        return any(deferred.has_waiting_calls() for deferred in tuple(self.deferred.values()))
 
     def opted_out(self) -> bool:
         """Whether the matched route asked to run without the request transaction."""
@@ -136,12 +232,15 @@ class RequestState:
     def close(self) -> None:
         """End the request's transaction window: calls from now on run in statement mode."""
         self._end_window()
-        self._release_gates()
+        if self.gates:
+            self._release_gates()
 
     def _end_window(self) -> None:
-        self.finished = True
+        with _making:  # no transaction made from now on is left open (deferred_for)
+            self.finished = True
+            made = tuple(self.deferred.values()) if self.deferred else ()
         self.scope = None
-        for deferred in self.deferred.values():
+        for deferred in made:
             deferred.close()
 
     def _release_gates(self) -> None:
@@ -157,7 +256,7 @@ class RequestState:
         """
         if self.finished:
             return None
-        forgotten = [site for d in self.deferred.values() for site in d.forgotten_calls()]
+        forgotten = [site for d in tuple(self.deferred.values()) for site in d.forgotten_calls()]
         self._end_window()
         try:
             return await self._settle(status, forgotten)
@@ -228,7 +327,7 @@ async def open_unit(scope: MutableMapping[str, Any], db: Database | None = None)
     or (on an excluded or opted-out route) a new one; reused after that."""
     state = request_state(scope)
     database = state.database(db)
-    deferred = state.deferred.get(database)
+    deferred = state.deferred_for(database)
     if deferred is not None:
         deferred.resolve()
     for unit in state.units:
@@ -242,74 +341,9 @@ async def open_unit(scope: MutableMapping[str, Any], db: Database | None = None)
     return session
 
 
-def defer_unit(scope: MutableMapping[str, Any], db: Database) -> None:
-    """Make ``db``'s request transaction ambient without creating anything yet.
-
-    The session and its frame appear on the first ORM call of the request, from
-    whichever task or worker thread makes it; a request that never touches the
-    database costs two small objects.
-    """
-    state: RequestState = scope[SCOPE_KEY]
-    deferred = DeferredFrame(
-        _FrameOpener(state, db, asyncio.get_running_loop()), reads_only=state.access == "read"
-    )
-    state.deferred[db] = deferred
-    db._ambient.set(deferred)
-
-
-class _FrameOpener:
-    """Opens a deferred request transaction: its session, frame and unit."""
-
-    __slots__ = ("db", "loop", "state")
-
-    def __init__(self, state: RequestState, db: Database, loop: asyncio.AbstractEventLoop):
-        self.state, self.db, self.loop = state, db, loop
-
-    def __call__(self, write: bool) -> Frame | None:
-        state = self.state
-        unit = self._lone_unit()
-        if unit is None and state.opted_out():
-            return None  # statement mode for this route
-        # on the connection and transaction lone writes began, if they did
-        session = None if unit is None or unit.lone is None else unit.lone.session()
-        if session is None:
-            # Begun by a write: take SQLite's write lock at BEGIN, whatever the method.
-            access: Access = "write" if write and not state.read_only else state.access
-            session = self._new_session(access)
-        frame = Frame(session, loop=self.loop)
-        block = TransactionBlock.around(self.db, frame)
-        if unit is not None:
-            unit.block, unit.session = block, session
-        else:
-            state.units.append(Unit(self.db, block, session))
-        return frame
-
-    def begin_lone(self) -> LoneTransaction | None:
-        """The transaction a lone write begins: a ``Unit`` with no session yet."""
-        state = self.state
-        if state.opted_out() or state.finished:
-            return None
-        lone = LoneTransaction(self.db)
-        state.units.append(Unit(self.db, None, None, lone))
-        return lone
-
-    def _lone_unit(self) -> Unit | None:
-        for unit in self.state.units:
-            if unit.db is self.db and unit.lone is not None:
-                return unit
-        return None
-
-    def _new_session(self, access: Access) -> AsyncSession:
-        if dispatch.event_loop_running():
-            return self.db._new_async_session(access)
-        # first used from a worker thread (a sync handler): the loop's engine
-        return asyncio.run_coroutine_threadsafe(
-            self._new_session_on_loop(access), self.loop
-        ).result()
-
-    async def _new_session_on_loop(self, access: Access) -> AsyncSession:
-        return self.db._new_async_session(access)
-
+# Held only while a request's deferred transaction is made or its window ends: a few
+# attribute reads and writes, never a wait, so one lock serves every request.
+_making = threading.Lock()
 
 _gates: weakref.WeakKeyDictionary[Database, tuple[asyncio.AbstractEventLoop, anyio.Semaphore]]
 _gates = weakref.WeakKeyDictionary()

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from duo_orm_fastapi import DuoORM, RequestSession
 
 from .scenario import (
+    LATER_ONLY,
     SORTABLE,
     Handlers,
     Shop,
@@ -99,7 +100,8 @@ def _async_routes(router: APIRouter, shop: Shop) -> None:
 
     @router.post("/items/background", status_code=201)
     async def with_background(payload: ItemIn, tasks: BackgroundTasks) -> dict[str, str]:
-        await Item.create(payload)
+        if payload.name != LATER_ONLY:
+            await Item.create(payload)
 
         async def later() -> None:
             await Item.create(name=payload.name + "-bg")
@@ -179,7 +181,8 @@ def _sync_routes(router: APIRouter, shop: Shop) -> None:
 
     @router.post("/items/background", status_code=201)
     def with_background(payload: ItemIn, tasks: BackgroundTasks) -> dict[str, str]:
-        Item.create(payload)
+        if payload.name != LATER_ONLY:
+            Item.create(payload)
 
         def later() -> None:
             Item.create(name=payload.name + "-bg")

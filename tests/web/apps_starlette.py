@@ -22,6 +22,7 @@ from starlette.routing import Route
 from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan, json_body
 
 from .scenario import (
+    LATER_ONLY,
     SORTABLE,
     Handlers,
     Shop,
@@ -104,7 +105,8 @@ def _async_routes(shop: Shop) -> list[Route]:
 
     async def with_background(request: Request) -> Response:
         payload = await body(request)
-        await Item.create(payload)
+        if payload.name != LATER_ONLY:
+            await Item.create(payload)
 
         async def later() -> None:
             await Item.create(name=payload.name + "-bg")
@@ -202,7 +204,8 @@ def _sync_routes(shop: Shop) -> list[Route]:
 
     def with_background(request: Request) -> Response:
         payload = body(request)
-        Item.create(payload)
+        if payload.name != LATER_ONLY:
+            Item.create(payload)
 
         def later() -> None:
             Item.create(name=payload.name + "-bg")

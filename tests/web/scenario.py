@@ -23,6 +23,9 @@ Handlers = Literal["async", "sync"]
 # What ``GET /items?sort=`` accepts: ref_id is internal, so clients may not sort by it.
 SORTABLE = ("id", "name")
 
+# The name that has ``POST /items/background`` leave the database to its background task.
+LATER_ONLY = "later-only"
+
 
 @dataclass
 class Shop:

@@ -16,7 +16,7 @@ import uvicorn
 from duo_orm import Database
 
 from .conftest import FRAMEWORKS, Served, factory
-from .scenario import define_shop, startup_failure
+from .scenario import LATER_ONLY, define_shop, startup_failure
 
 pytestmark = pytest.mark.anyio
 
@@ -132,6 +132,21 @@ async def test_background_task_does_not_reuse_the_request_session(served: Served
         await anyio.sleep(0.01)
     assert served.shop.background == [("b", False)]  # statement mode, not the request's
     assert served.names() == ["b", "b-bg"]
+
+
+async def test_background_task_of_a_request_that_wrote_nothing_runs_on_its_own(
+    served: Served,
+) -> None:
+    # the request's transaction is first asked for after the response started
+    response = await served.client.post("/items/background", json={"name": LATER_ONLY})
+    assert response.status_code == 201
+    for _ in range(100):
+        if served.shop.background:
+            break
+        await anyio.sleep(0.01)
+    assert served.shop.background == [(LATER_ONLY, False)]
+    assert served.names() == [f"{LATER_ONLY}-bg"]
+    assert served.pool().checkedout() == 0
 
 
 async def test_200_concurrent_requests_no_cross_talk_no_lost_writes(served: Served) -> None:
