@@ -20,11 +20,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-# The row (or None) and the cursor's description, as the driver gave them.
+# The row (or None; every row with ``many``) and the cursor's description, as the
+# driver gave them.
 Outcome = tuple[Any, Any]
 
 
-def run(engine: Engine, sql: str, parameters: Any) -> Outcome:
+def run(engine: Engine, sql: str, parameters: Any, *, many: bool = False) -> Outcome:
     try:
         pooled = engine.raw_connection()
     except engine.dialect.loaded_dbapi.Error as error:  # the server is down, refuses, ...
@@ -35,7 +36,7 @@ def run(engine: Engine, sql: str, parameters: Any) -> Outcome:
         if autocommit:  # one round trip, and no transaction left for the pool to end
             connection.autocommit = True
         try:
-            return execute(pooled, sql, parameters, engine)
+            return execute(pooled, sql, parameters, engine, many=many)
         finally:
             if autocommit and pooled.is_valid:
                 connection.autocommit = False
@@ -43,7 +44,9 @@ def run(engine: Engine, sql: str, parameters: Any) -> Outcome:
         pooled.close()
 
 
-def execute(pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: Engine) -> Outcome:
+def execute(
+    pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: Engine, *, many: bool = False
+) -> Outcome:
     """One statement on a pooled connection, in whatever transaction it is in. Sync:
     on an async engine's connection (aiosqlite's adapter) it runs in a greenlet."""
     dialect = engine.dialect
@@ -53,7 +56,12 @@ def execute(pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: En
     try:
         cursor.execute(sql, parameters)
         description = cursor.description
-        row = None if description is None else cursor.fetchone()
+        if description is None:
+            row = None
+        elif many:
+            row = cursor.fetchall()
+        else:
+            row = cursor.fetchone()
     except Exception as error:  # the driver's, or a value it cannot send (OverflowError)
         if isinstance(error, dbapi_error) and dialect.is_disconnect(error, connection, cursor):
             pooled.invalidate(error)
@@ -63,7 +71,9 @@ def execute(pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: En
     return row, description
 
 
-async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
+async def run_async(
+    engine: AsyncEngine, sql: str, parameters: Any, *, many: bool = False
+) -> Outcome:
     """``run`` on psycopg's async connection (the only async driver sent to)."""
     sync_engine = engine.sync_engine
     try:
@@ -81,7 +91,7 @@ async def run_async(engine: AsyncEngine, sql: str, parameters: Any) -> Outcome:
         if autocommit:
             await driver.set_autocommit(True)
         try:
-            return await _execute_async(driver, sql, parameters, sync_engine, lost)
+            return await _execute_async(driver, sql, parameters, sync_engine, lost, many)
         finally:
             with anyio.CancelScope(shield=True):
                 # A query cancelled midway: psycopg closes the connection, or (before
@@ -110,6 +120,7 @@ async def _execute_async(
     parameters: Any,
     engine: Engine,
     lost: Callable[[BaseException], Awaitable[None]],
+    many: bool = False,
 ) -> Outcome:
     """``execute`` on psycopg's async connection; ``lost`` drops a connection gone bad."""
     dialect = engine.dialect
@@ -118,7 +129,12 @@ async def _execute_async(
     try:
         await cursor.execute(sql, parameters)
         description = cursor.description
-        row = None if description is None else await cursor.fetchone()
+        if description is None:
+            row = None
+        elif many:
+            row = await cursor.fetchall()
+        else:
+            row = await cursor.fetchone()
     except Exception as error:  # the driver's, or a value it cannot send
         if isinstance(error, dbapi_error) and dialect.is_disconnect(error, driver, cursor):
             await lost(error)

@@ -29,14 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import ColumnProperty, Mapper, class_mapper
 from sqlalchemy.orm.attributes import instance_state
 
-from . import _lone_statement
+from . import _compiled_reads, _lone_statement
 from ._driver_sql import watched
+from ._result_values import Processor, ResultProcessors
 from .session import DuoSession
 
 if TYPE_CHECKING:
     from .database import Database
 
-Processor = Callable[[Any], Any] | None
 T = TypeVar("T")
 
 # Relationship loaders that leave a freshly loaded instance's dictionary alone (the
@@ -83,8 +83,8 @@ class ByKey(Generic[T]):
 
 
 class Scalar(Generic[T]):
-    """A lone read of one value (a count, an exists) on a ``Connection``: the statement
-    is Core's business, and a session would only add its own bookkeeping."""
+    """A lone read of one value (a count, an exists): sent to the driver compiled once
+    per shape (``_compiled_reads``) where it can be, else on a ``Connection``."""
 
     __slots__ = ("model", "statement", "then")
 
@@ -94,21 +94,33 @@ class Scalar(Generic[T]):
     def run(self, db: Database) -> T:
         if not (session_free(db, session_class_of(db)) and plain_columns(self.model) is not None):
             return NotImplemented  # type: ignore[no-any-return]
+        engine = engine_for(db)
+        found = None if engine is None else _compiled_reads.prepared(self.statement, engine.dialect)
+        if engine is not None and found is not None:
+            shape, parameters = found
+            row, description = _lone_statement.run(engine, shape.sql, parameters)
+            return self.then(shape.results.values(row, description)[0])
         with db._engines.sync_engine("single_read").connect() as connection:
             return self.then(connection.execute(self.statement).scalar_one())
 
     async def run_async(self, db: Database) -> T:
         if not (session_free(db, DuoSession) and plain_columns(self.model) is not None):
             return NotImplemented  # type: ignore[no-any-return]
+        engine = async_engine_for(db)
+        found = None if engine is None else _compiled_reads.prepared(self.statement, engine.dialect)
+        if engine is not None and found is not None:
+            shape, parameters = found
+            row, description = await _lone_statement.run_async(engine, shape.sql, parameters)
+            return self.then(shape.results.values(row, description)[0])
         async with db._engines.async_engine("single_read").connect() as connection:
             return self.then((await connection.execute(self.statement)).scalar_one())
 
 
 class Rows(Generic[T]):
-    """A lone read of whole rows of one table (``all()``, ``first()``) on a ``Connection``:
-    Core selects the model's columns and the instances are built as ``ByKey`` builds
-    its one. The caller leaves joins out: through them one row can come back twice,
-    and the ORM would hand back the same instance both times."""
+    """A lone read of whole rows of one table (``all()``, ``first()``): the model's
+    columns selected, sent as ``Scalar`` sends its statement, and the instances built as
+    ``ByKey`` builds its one. The caller leaves joins out: through them one row can come
+    back twice, and the ORM would hand back the same instance both times."""
 
     __slots__ = ("model", "statement", "then")
 
@@ -121,8 +133,14 @@ class Rows(Generic[T]):
         engine = db._engines.sync_engine("single_read")
         if (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
+        statement = plan.columns_of(self.statement)
+        direct = engine_for(db)
+        found = None if direct is None else _compiled_reads.prepared(statement, engine.dialect)
+        if direct is not None and found is not None:
+            rows, description = _lone_statement.run(direct, found[0].sql, found[1], many=True)
+            return self.then([plan.instance(row, description) for row in rows])
         with engine.connect() as connection:
-            rows = connection.execute(plan.columns_of(self.statement)).all()
+            rows = connection.execute(statement).all()
         return self.then([plan.loaded(row) for row in rows])
 
     async def run_async(self, db: Database) -> T:
@@ -131,8 +149,15 @@ class Rows(Generic[T]):
         engine = db._engines.async_engine("single_read")
         if (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
+        statement = plan.columns_of(self.statement)
+        direct = async_engine_for(db)
+        found = None if direct is None else _compiled_reads.prepared(statement, engine.dialect)
+        if direct is not None and found is not None:
+            sql, parameters = found[0].sql, found[1]
+            rows, description = await _lone_statement.run_async(direct, sql, parameters, many=True)
+            return self.then([plan.instance(row, description) for row in rows])
         async with engine.connect() as connection:
-            rows = (await connection.execute(plan.columns_of(self.statement))).all()
+            rows = (await connection.execute(statement)).all()
         return self.then([plan.loaded(row) for row in rows])
 
 
@@ -314,31 +339,3 @@ class _Plan:
             tuple(values[position] for position in self._key_positions)
         )
         return instance
-
-
-class ResultProcessors:
-    """Turns DBAPI rows of ``columns`` into Python values as the dialect's result
-    processors would (they depend on the type codes the driver reports)."""
-
-    __slots__ = ("_by_codes", "_columns", "_dialect")
-
-    def __init__(self, columns: Sequence[Column[Any]], dialect: Dialect) -> None:
-        self._columns, self._dialect = tuple(columns), dialect
-        self._by_codes: dict[tuple[Any, ...], tuple[Processor, ...]] = {}
-
-    def values(self, row: Sequence[Any], description: Any) -> list[Any]:
-        codes = tuple(entry[1] for entry in description)
-        processors = self._by_codes.get(codes)
-        if processors is None:
-            processors = self._by_codes[codes] = self._processors(codes)
-        return [
-            value if processor is None else processor(value)
-            for value, processor in zip(row, processors, strict=True)
-        ]
-
-    def _processors(self, codes: tuple[Any, ...]) -> tuple[Processor, ...]:
-        dialect = self._dialect
-        return tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, code)
-            for column, code in zip(self._columns, codes, strict=True)
-        )

@@ -42,10 +42,9 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from . import _lone_statement, dispatch
 from ._driver_sql import watched
+from ._result_values import Processor, ResultProcessors
 from .hooks import before_insert, before_update, run_model_hooks
 from .lone_reads import (
-    Processor,
-    ResultProcessors,
     async_engine_for,
     engine_for,
     plain_columns,
