@@ -26,7 +26,9 @@ from ._result_values import ResultProcessors
 _CAPACITY = 500  # shapes per dialect, as many as SQLAlchemy's own cache keeps by default
 
 
-class _Shape:
+class Shape:
+    """One query shape compiled for one dialect."""
+
     __slots__ = ("compiled", "escaped", "order", "processors", "results", "sql")
 
     def __init__(
@@ -48,7 +50,7 @@ _UNSUITABLE = object()  # a shape that Connection must send
 _SHAPES: weakref.WeakKeyDictionary[Dialect, LRUCache[Any, Any]] = weakref.WeakKeyDictionary()
 
 
-def prepared(statement: Select[Any], dialect: Dialect) -> tuple[_Shape, Any] | None:
+def prepared(statement: Select[Any], dialect: Dialect) -> tuple[Shape, Any] | None:
     """``statement``'s compiled shape and its parameters for the driver; ``None`` if
     ``Connection`` must send it."""
     cache_key = statement._generate_cache_key()
@@ -84,4 +86,4 @@ def _shape_of(statement: Select[Any], cache_key: CacheKey, dialect: Dialect) -> 
     if not all(callable(process) for process in processors.values()):
         return _UNSUITABLE  # a tuple's processors, one per element
     results = ResultProcessors(list(statement.selected_columns), dialect)
-    return _Shape(compiled, dict(processors), results)  # type: ignore[arg-type]
+    return Shape(compiled, dict(processors), results)  # type: ignore[arg-type]

@@ -94,11 +94,8 @@ class Scalar(Generic[T]):
     def run(self, db: Database) -> T:
         if not (session_free(db, session_class_of(db)) and plain_columns(self.model) is not None):
             return NotImplemented  # type: ignore[no-any-return]
-        engine = engine_for(db)
-        found = None if engine is None else _compiled_reads.prepared(self.statement, engine.dialect)
-        if engine is not None and found is not None:
-            shape, parameters = found
-            row, description = _lone_statement.run(engine, shape.sql, parameters)
+        if (sent := _sent(db, self.statement)) is not None:
+            shape, row, description = sent
             return self.then(shape.results.values(row, description)[0])
         with db._engines.sync_engine("single_read").connect() as connection:
             return self.then(connection.execute(self.statement).scalar_one())
@@ -106,11 +103,8 @@ class Scalar(Generic[T]):
     async def run_async(self, db: Database) -> T:
         if not (session_free(db, DuoSession) and plain_columns(self.model) is not None):
             return NotImplemented  # type: ignore[no-any-return]
-        engine = async_engine_for(db)
-        found = None if engine is None else _compiled_reads.prepared(self.statement, engine.dialect)
-        if engine is not None and found is not None:
-            shape, parameters = found
-            row, description = await _lone_statement.run_async(engine, shape.sql, parameters)
+        if (sent := await _sent_async(db, self.statement)) is not None:
+            shape, row, description = sent
             return self.then(shape.results.values(row, description)[0])
         async with db._engines.async_engine("single_read").connect() as connection:
             return self.then((await connection.execute(self.statement)).scalar_one())
@@ -134,10 +128,8 @@ class Rows(Generic[T]):
         if (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
         statement = plan.columns_of(self.statement)
-        direct = engine_for(db)
-        found = None if direct is None else _compiled_reads.prepared(statement, engine.dialect)
-        if direct is not None and found is not None:
-            rows, description = _lone_statement.run(direct, found[0].sql, found[1], many=True)
+        if (sent := _sent(db, statement, many=True)) is not None:
+            _, rows, description = sent
             return self.then([plan.instance(row, description) for row in rows])
         with engine.connect() as connection:
             rows = connection.execute(statement).all()
@@ -150,15 +142,38 @@ class Rows(Generic[T]):
         if (plan := _plan(self.model, engine.dialect)) is None:
             return NotImplemented  # type: ignore[no-any-return]
         statement = plan.columns_of(self.statement)
-        direct = async_engine_for(db)
-        found = None if direct is None else _compiled_reads.prepared(statement, engine.dialect)
-        if direct is not None and found is not None:
-            sql, parameters = found[0].sql, found[1]
-            rows, description = await _lone_statement.run_async(direct, sql, parameters, many=True)
+        if (sent := await _sent_async(db, statement, many=True)) is not None:
+            _, rows, description = sent
             return self.then([plan.instance(row, description) for row in rows])
         async with engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
         return self.then([plan.loaded(row) for row in rows])
+
+
+# A statement sent to the driver: its compiled shape, the row (every row with ``many``)
+# and the cursor's description.
+Sent = tuple[_compiled_reads.Shape, Any, Any]
+
+
+def _sent(db: Database, statement: Any, many: bool = False) -> Sent | None:
+    """``statement`` sent past ``Connection`` (``_compiled_reads``); ``None`` if it must
+    run on one: an engine someone watches, a driver not sent to, SQL that depends on
+    the values."""
+    engine = engine_for(db)
+    found = None if engine is None else _compiled_reads.prepared(statement, engine.dialect)
+    if engine is None or found is None:
+        return None
+    shape, parameters = found
+    return shape, *_lone_statement.run(engine, shape.sql, parameters, many=many)
+
+
+async def _sent_async(db: Database, statement: Any, many: bool = False) -> Sent | None:
+    engine = async_engine_for(db)
+    found = None if engine is None else _compiled_reads.prepared(statement, engine.dialect)
+    if engine is None or found is None:
+        return None
+    shape, parameters = found
+    return shape, *await _lone_statement.run_async(engine, shape.sql, parameters, many=many)
 
 
 def engine_for(db: Database) -> Engine | None:
