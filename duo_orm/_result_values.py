@@ -26,14 +26,32 @@ class ResultProcessors:
         self._by_codes: dict[tuple[Any, ...], tuple[Processor, ...]] = {}
 
     def values(self, row: Sequence[Any], description: Any) -> list[Any]:
-        codes = tuple(entry[1] for entry in description)
-        processors = self._by_codes.get(codes)
-        if processors is None:
-            processors = self._by_codes[codes] = self._processors(codes)
+        processors = self._for(description)
         return [
             value if processor is None else processor(value)
             for value, processor in zip(row, processors, strict=True)
         ]
+
+    def rows(self, rows: Sequence[Sequence[Any]], description: Any) -> Sequence[Sequence[Any]]:
+        """``values`` of each row, the processors looked up once for all of them."""
+        processors = self._for(description)
+        converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+        if not converted:
+            return rows  # the driver's values are already the Python values
+        result = []
+        for row in rows:
+            values = list(row)
+            for i, process in converted:
+                values[i] = process(values[i])
+            result.append(values)
+        return result
+
+    def _for(self, description: Any) -> tuple[Processor, ...]:
+        codes = tuple(entry[1] for entry in description)
+        processors = self._by_codes.get(codes)
+        if processors is None:
+            processors = self._by_codes[codes] = self._processors(codes)
+        return processors
 
     def _processors(self, codes: tuple[Any, ...]) -> tuple[Processor, ...]:
         dialect = self._dialect

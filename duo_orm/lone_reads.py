@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Column, Dialect, Engine, Table, and_, bindparam, select
@@ -130,7 +131,7 @@ class Rows(Generic[T]):
         statement = plan.columns_of(self.statement)
         if (sent := _sent(db, statement, many=True)) is not None:
             _, rows, description = sent
-            return self.then([plan.instance(row, description) for row in rows])
+            return self.then(plan.instances(rows, description))
         with engine.connect() as connection:
             rows = connection.execute(statement).all()
         return self.then([plan.loaded(row) for row in rows])
@@ -144,7 +145,7 @@ class Rows(Generic[T]):
         statement = plan.columns_of(self.statement)
         if (sent := await _sent_async(db, statement, many=True)) is not None:
             _, rows, description = sent
-            return self.then([plan.instance(row, description) for row in rows])
+            return self.then(plan.instances(rows, description))
         async with engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
         return self.then([plan.loaded(row) for row in rows])
@@ -309,7 +310,11 @@ class _Plan:
         self.sql = compiled.string
         self.keys = tuple(key for key, _ in columns)
         self._columns = tuple(column for _, column in columns)
-        self._key_positions = tuple(self._columns.index(column) for column in key_columns)
+        positions = [self._columns.index(column) for column in key_columns]
+        # the primary key's values out of a row's, as a tuple
+        self._key_of: Callable[[Sequence[Any]], tuple[Any, ...]] = (
+            itemgetter(*positions) if len(positions) > 1 else _one_item(positions[0])
+        )
         self._binds: tuple[Processor, ...] = tuple(
             column.type.dialect_impl(dialect).bind_processor(dialect) for column in key_columns
         )
@@ -317,7 +322,7 @@ class _Plan:
         self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
         self._names = tuple(names)
         self._manager = mapper.class_manager
-        self._mapper = mapper
+        self._identity_key = mapper.identity_key_from_primary_key
         self._results = ResultProcessors(self._columns, dialect)
 
     def parameters(self, ident: Sequence[Any]) -> Any:
@@ -344,13 +349,19 @@ class _Plan:
         """A detached instance holding the DBAPI ``row`` (values as the driver gave them)."""
         return self.loaded(self._results.values(row, description))
 
+    def instances(self, rows: Sequence[Sequence[Any]], description: Any) -> list[Any]:
+        """``instance`` of each DBAPI row."""
+        return [self.loaded(values) for values in self._results.rows(rows, description)]
+
     def loaded(self, values: Sequence[Any]) -> Any:
         """A detached instance holding ``values`` (Python values, in this plan's column
         order), as a closed session leaves a loaded one."""
         instance = self._manager.new_instance()
         state = instance_state(instance)
         state.dict.update(zip(self.keys, values, strict=True))
-        state.key = self._mapper.identity_key_from_primary_key(
-            tuple(values[position] for position in self._key_positions)
-        )
+        state.key = self._identity_key(self._key_of(values))
         return instance
+
+
+def _one_item(position: int) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    return lambda values: (values[position],)
