@@ -157,21 +157,22 @@ Sent = tuple[_compiled_reads.Shape, Any, Any]
 
 
 def _sent(db: Database, statement: Any, many: bool = False) -> Sent | None:
-    """``statement`` sent past ``Connection`` (``_compiled_reads``); ``None`` if it must
-    run on one: an engine someone watches, a driver not sent to, SQL that depends on
-    the values."""
-    engine = engine_for(db)
-    found = None if engine is None else _compiled_reads.prepared(statement, engine.dialect)
-    if engine is None or found is None:
+    """``statement`` sent past ``Connection`` (``_compiled_reads``) by a read its caller
+    found session-free; ``None`` if it must run on one: an engine someone watches, a
+    driver not sent to, SQL that depends on the values."""
+    engine = db._engines.sync_engine()
+    found = _compiled_reads.prepared(statement, engine.dialect) if _unobserved(engine) else None
+    if found is None:
         return None
     shape, parameters = found
     return shape, *_lone_statement.run(engine, shape.sql, parameters, many=many)
 
 
 async def _sent_async(db: Database, statement: Any, many: bool = False) -> Sent | None:
-    engine = async_engine_for(db)
-    found = None if engine is None else _compiled_reads.prepared(statement, engine.dialect)
-    if engine is None or found is None:
+    engine = db._engines.async_engine()
+    unobserved = _unobserved(engine.sync_engine)
+    found = _compiled_reads.prepared(statement, engine.dialect) if unobserved else None
+    if found is None:
         return None
     shape, parameters = found
     return shape, *await _lone_statement.run_async(engine, shape.sql, parameters, many=many)
