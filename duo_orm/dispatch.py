@@ -21,6 +21,7 @@ from sqlalchemy.util import await_only
 from ._callbacks import PENDING, run_after_async_commit, run_after_sync_commit
 from ._isolation import AsyncIsolation
 from ._pending import CallRegistry, pending
+from ._worker_threads import run_in_worker
 from .engines import Access
 from .errors import translated_errors
 from .exceptions import UnsupportedOperationError
@@ -215,7 +216,7 @@ async def run_async(
                 return result
     frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
-        result, callbacks = await anyio.to_thread.run_sync(_statement_call, db, op, access, direct)
+        result, callbacks = await run_in_worker(_statement_call, db, op, access, direct)
         if callbacks:
             await run_after_async_commit(callbacks)
         return result
