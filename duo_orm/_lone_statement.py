@@ -85,24 +85,34 @@ async def run_async(
         if pooled.is_valid:
             await greenlet_spawn(pooled.invalidate, error)
 
+    driver: Any = pooled.driver_connection
+    autocommit = False
     try:
-        driver: Any = pooled.driver_connection
-        autocommit = not driver.autocommit
-        if autocommit:
+        if not driver.autocommit:
             await driver.set_autocommit(True)
-        try:
-            return await _execute_async(driver, sql, parameters, sync_engine, lost, many)
-        finally:
-            with anyio.CancelScope(shield=True):
-                # A query cancelled midway: psycopg closes the connection, or (before
-                # 3.2) leaves the query running on it. Either way it is not reusable.
-                if not _reusable(driver) or driver.info.transaction_status.name != "IDLE":
-                    await lost()
-                elif autocommit and pooled.is_valid:
-                    await driver.set_autocommit(False)
+            autocommit = True
+        return await _execute_async(driver, sql, parameters, sync_engine, lost, many)
     finally:
-        with anyio.CancelScope(shield=True):  # the connection goes back to the pool
-            await greenlet_spawn(pooled.close)
+        with anyio.CancelScope(shield=True):
+            # A query cancelled midway: psycopg closes the connection, or (before
+            # 3.2) leaves the query running on it. Either way it is not reusable.
+            idle = _reusable(driver) and driver.info.transaction_status.name == "IDLE"
+            if not idle:
+                await lost()
+            elif autocommit and pooled.is_valid:
+                await driver.set_autocommit(False)
+            await greenlet_spawn(_returned, pooled, idle)
+
+
+def _returned(pooled: PoolProxiedConnection, idle: bool) -> None:
+    """Back to the pool. A connection known to be outside a transaction is not rolled
+    back again on its way (the pool's reset would cost a lock and a greenlet switch),
+    as ``Connection.close()`` skips it after ending its own transaction."""
+    close_special = getattr(pooled, "_close_special", None)
+    if idle and close_special is not None:
+        close_special(transaction_reset=True)
+    else:
+        pooled.close()
 
 
 async def run_in_transaction(connection: AsyncConnection, sql: str, parameters: Any) -> Outcome:
@@ -139,10 +149,8 @@ async def _execute_async(
         if isinstance(error, dbapi_error) and dialect.is_disconnect(error, driver, cursor):
             await lost(error)
         raise wrapped(error, sql, parameters, engine) from error
-    finally:
-        if _reusable(driver):  # else the query was cancelled midway: nothing to close
-            with anyio.CancelScope(shield=True):
-                await cursor.close()
+    # The cursor is not closed: a client-side cursor holds no server resource, and
+    # dropping it frees its result, without an await (and a shielded scope) per call.
     return row, description
 
 
