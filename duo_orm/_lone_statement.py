@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Dialect, Engine, PoolProxiedConnection
+from sqlalchemy import Dialect, Engine, Pool, PoolProxiedConnection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool.base import ResetStyle
 from sqlalchemy.util import greenlet_spawn
 
 # The row (or None; every row with ``many``) and the cursor's description, as the
@@ -101,7 +102,10 @@ async def run_async(
                 await lost()
             elif autocommit and pooled.is_valid:
                 await driver.set_autocommit(False)
-            await greenlet_spawn(_returned, pooled, idle)
+            if idle and _checkin_never_waits(pooled, sync_engine.pool):
+                _returned(pooled, idle)  # no await on the way: no greenlet needed
+            else:
+                await greenlet_spawn(_returned, pooled, idle)
 
 
 def _returned(pooled: PoolProxiedConnection, idle: bool) -> None:
@@ -113,6 +117,19 @@ def _returned(pooled: PoolProxiedConnection, idle: bool) -> None:
         close_special(transaction_reset=True)
     else:
         pooled.close()
+
+
+def _checkin_never_waits(pooled: PoolProxiedConnection, pool: Pool) -> bool:
+    """Whether ``_returned`` of an idle connection runs nothing that awaits the driver
+    (the pool's reset skipped, no checkin or reset listener, no COMMIT on return), so
+    it needs no trip through the greenlet bridge (11 µs here): the pool's asyncio
+    queue takes the connection at once."""
+    commit_on_return = getattr(pool, "_reset_on_return", None) is ResetStyle.reset_commit
+    return (
+        hasattr(pooled, "_close_special")
+        and not (pool.dispatch.checkin or pool.dispatch.reset)
+        and not commit_on_return
+    )
 
 
 async def run_in_transaction(connection: AsyncConnection, sql: str, parameters: Any) -> Outcome:

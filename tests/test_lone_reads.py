@@ -323,6 +323,31 @@ async def test_an_async_read_leaves_the_pool_as_it_found_it(url: str) -> None:
         assert models.db.async_engine.sync_engine.pool.checkedout() == 0
 
 
+@pytest.mark.postgres
+@pytest.mark.anyio
+@pytest.mark.parametrize("event_name", ["checkin", "reset"])
+async def test_pool_listeners_that_use_the_driver_see_every_async_read(
+    url: str, event_name: str
+) -> None:
+    """A listener on the way back to the pool may await the driver (through
+    SQLAlchemy's adapter), so the connection then goes back through the greenlet bridge."""
+    async with async_tables(Database(url), define) as models:
+        await models.Item.create(**ROW)
+        pool = models.db.async_engine.sync_engine.pool
+        seen = []
+
+        def listener(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.rollback()  # the adapter awaits the driver's rollback()
+            seen.append(1)
+
+        event.listen(pool, event_name, listener)
+        for _ in range(3):
+            assert (await models.Item.get_one(1)).name == "lamp"
+            assert await models.Item.count() == 1
+        assert seen == [1] * 6
+        assert pool.checkedout() == 0
+
+
 # asyncpg reads take the ORM path, where a query cancelled mid-flight closes its
 # connection and asyncpg reports connection_lost() to the event loop.
 @pytest.mark.backends("sqlite-file", "sqlite-memory", "postgresql")
