@@ -10,6 +10,7 @@ from sqlalchemy.orm import object_session
 from sqlalchemy.orm.attributes import flag_modified
 
 from duo_orm import ValidationError
+from duo_orm.hooks import before_update
 
 from .models import Models
 
@@ -64,3 +65,15 @@ def test_an_attribute_flagged_modified_is_a_change(m: Models) -> None:
     with m.db.transaction():
         flag_modified(m.User.get(user.id), "age")
     assert stamp_of(m, user) > before
+
+
+def test_a_loaded_value_deleted_is_a_change(m: Models) -> None:
+    # SQLAlchemy's own flush cannot write such an instance; the hook is asked directly.
+    user = made(m)
+    with pytest.raises(RuntimeError), m.db.transaction():
+        loaded = m.User.get(user.id)
+        stamp = loaded.updated_at
+        del loaded.age
+        before_update(loaded)
+        assert loaded.updated_at > stamp
+        raise RuntimeError("nothing to store")
