@@ -30,6 +30,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from ._worker_threads import caller_loop
 from .exceptions import UnsupportedOperationError
 
 if TYPE_CHECKING:
@@ -173,7 +174,11 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _worker_thread_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop this thread works for, if it is an anyio worker thread."""
+    """The event loop this thread works for, if it is a worker thread: duo-orm's own
+    (async SQLite calls) or anyio's."""
+    loop = caller_loop()
+    if loop is not None:
+        return loop
     try:
         return anyio.from_thread.run_sync(asyncio.get_running_loop)
     except RuntimeError:  # not a worker thread (NoEventLoopError is a RuntimeError)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Dialect, Engine, Pool, PoolProxiedConnection
+from sqlalchemy import Dialect, Engine, PoolProxiedConnection, QueuePool
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
@@ -98,37 +98,39 @@ async def run_async(
             # A query cancelled midway: psycopg closes the connection, or (before
             # 3.2) leaves the query running on it. Either way it is not reusable.
             idle = _reusable(driver) and driver.info.transaction_status.name == "IDLE"
-            if not idle:
-                await lost()
-            elif autocommit and pooled.is_valid:
-                await driver.set_autocommit(False)
-            if idle and _checkin_never_waits(pooled, sync_engine.pool):
-                _returned(pooled, idle)  # no await on the way: no greenlet needed
-            else:
-                await greenlet_spawn(_returned, pooled, idle)
+            try:
+                if not idle:
+                    await lost()
+                elif autocommit and pooled.is_valid:
+                    await driver.set_autocommit(False)
+            finally:
+                if idle and _checkin_never_waits(pooled):
+                    _returned(pooled, idle)  # no await on the way: no greenlet needed
+                else:
+                    await greenlet_spawn(_returned, pooled, idle)
 
 
 def _returned(pooled: PoolProxiedConnection, idle: bool) -> None:
     """Back to the pool. A connection known to be outside a transaction is not rolled
     back again on its way (the pool's reset would cost a lock and a greenlet switch),
     as ``Connection.close()`` skips it after ending its own transaction."""
-    close_special = getattr(pooled, "_close_special", None)
-    if idle and close_special is not None:
-        close_special(transaction_reset=True)
+    if idle:
+        cast(Any, pooled)._close_special(transaction_reset=True)
     else:
         pooled.close()
 
 
-def _checkin_never_waits(pooled: PoolProxiedConnection, pool: Pool) -> bool:
-    """Whether ``_returned`` of an idle connection runs nothing that awaits the driver
-    (the pool's reset skipped, no checkin or reset listener, no COMMIT on return), so
-    it needs no trip through the greenlet bridge (11 µs here): the pool's asyncio
-    queue takes the connection at once."""
-    commit_on_return = getattr(pool, "_reset_on_return", None) is ResetStyle.reset_commit
+def _checkin_never_waits(pooled: PoolProxiedConnection) -> bool:
+    """Whether ``_returned`` of an idle connection runs nothing that awaits the driver,
+    so it needs no trip through the greenlet bridge (11 µs here): a queue pool with
+    room for it (else the pool closes it), no checkin or reset listener, no COMMIT on
+    return."""
+    pool = getattr(pooled, "_pool", None)  # the pool it came from, even after dispose()
     return (
-        hasattr(pooled, "_close_special")
+        isinstance(pool, QueuePool)
+        and pool.checkedin() < pool.size()
         and not (pool.dispatch.checkin or pool.dispatch.reset)
-        and not commit_on_return
+        and getattr(pool, "_reset_on_return", None) is not ResetStyle.reset_commit
     )
 
 

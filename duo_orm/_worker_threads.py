@@ -23,14 +23,24 @@ import contextvars
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 
 T = TypeVar("T")
 
 IDLE_SECONDS = 10.0  # a thread with nothing to do for this long ends
+
+_serving = threading.local()  # the event loop of the call this thread is running
+
+
+def caller_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop whose call this thread is running, if it is one of these workers
+    (as ``anyio.from_thread`` finds it in anyio's own worker threads)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_serving, "loop", None)
+    return loop
 
 
 class _Call:
@@ -72,10 +82,13 @@ class _Call:
     def run(self) -> None:
         if not self._claimed.acquire(blocking=False):
             return  # withdrawn
+        _serving.loop = self.loop
         try:
             self.result = self.context.run(self.fn, *self.args)
         except BaseException as error:  # handed to the caller, whatever it is
             self.error = error
+        finally:
+            _serving.loop = None
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             self.loop.call_soon_threadsafe(self._settle)
 
@@ -119,10 +132,15 @@ class _Workers:
                 inbox = None
         if inbox is not None:
             inbox.put(call)
-        else:
+            return
+        try:
             threading.Thread(
                 target=self._work, args=(call,), name="duo-orm-worker", daemon=True
             ).start()
+        except BaseException:  # no thread made: do not count it
+            with self._lock:
+                self._threads -= 1
+            raise
 
     def _work(self, first: _Call) -> None:
         inbox: queue.SimpleQueue[_Call] = queue.SimpleQueue()
@@ -163,9 +181,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_threads)
 
 
-async def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a worker thread, awaited. A cancelled caller waits for the call
-    to end, or takes it back if no thread has started it."""
+async def run_in_worker(
+    fn: Callable[..., T],
+    *args: Any,
+    then: Callable[[T], Awaitable[None]] | None = None,
+) -> T:
+    """``fn(*args)`` in a worker thread, awaited, then ``then(result)`` if given.
+
+    A caller cancelled before a thread starts the call takes it back. One cancelled
+    later waits for the call to end, and still runs ``then`` on its result (the call
+    may have committed: its after-commit work is due), before the cancellation goes on.
+    """
     loop = asyncio.get_running_loop()
     call = _Call(loop, contextvars.copy_context(), fn, args)
     _workers.submit(call)
@@ -174,10 +200,15 @@ async def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
     except asyncio.CancelledError:
         if call.withdraw():
             raise
-        while not call.finished:
-            call.waiter = loop.create_future()
-            with contextlib.suppress(asyncio.CancelledError):  # the first one is raised
-                await call.waiter
+        with anyio.CancelScope(shield=True):  # anyio would cancel again at every wait
+            while not call.finished:
+                call.waiter = loop.create_future()
+                with contextlib.suppress(asyncio.CancelledError):  # a plain asyncio cancel
+                    await call.waiter
+            if call.error is None and then is not None:
+                await then(call.result)
         raise
     result: T = call.outcome()
+    if then is not None:
+        await then(result)
     return result

@@ -216,9 +216,7 @@ async def run_async(
                 return result
     frame = db._current_frame(access)
     if frame is None and _one_thread_hop(db):
-        result, callbacks = await run_in_worker(_statement_call, db, op, access, direct)
-        if callbacks:
-            await run_after_async_commit(callbacks)
+        result, _ = await run_in_worker(_statement_call, db, op, access, direct, then=_after_commit)
         return result
     if frame is None and direct is not None:
         with translated_errors():
@@ -247,6 +245,13 @@ async def run_async(
             "Use `async with db.transaction():` in async code."
         )
     return await _run_in_async_frame(db, frame, op)
+
+
+async def _after_commit(outcome: tuple[Any, list[Any]]) -> None:
+    """The callbacks a statement-mode call's hooks registered, once it has committed."""
+    callbacks = outcome[1]
+    if callbacks:
+        await run_after_async_commit(callbacks)
 
 
 async def _run_in_async_frame(db: Database, frame: Frame, op: Operation[T]) -> T:

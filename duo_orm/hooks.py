@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
+from sqlalchemy.orm.base import NO_VALUE
 
 from .columns import NO_DEFAULT, column_specs, stamped_keys
 from .exceptions import ValidationError
@@ -56,11 +56,8 @@ def before_update(instance: Any) -> None:
         if key not in specs:
             continue
         current = values.get(key, NO_VALUE)
-        if current is not NO_VALUE:
-            if attributes[key].impl.is_equal(current, loaded) is not True:
-                changed.append(key)
-        elif loaded is not NO_VALUE and loaded is not NEVER_SET:  # a loaded value deleted
-            changed.append(key)
+        if current is NO_VALUE or attributes[key].impl.is_equal(current, loaded) is not True:
+            changed.append(key)  # a value set, or a loaded one deleted
     if not changed:
         return
     if len(changed) > 1:  # check in column order, so the same field is named as always

@@ -9,7 +9,6 @@ strings resolve only to the model's mapped columns and never reach SQL text.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -46,17 +45,20 @@ Aggregate = Literal["exists", "count", "all"]
 JoinKind = Literal["inner", "left"]
 
 
+_COUNT_ALL = "__duo_count_all__"  # model attribute: _count_all(), once
+
+
 def _count_all(model: type[Model]) -> Select[Any]:
     """``SELECT count(*) FROM`` the model's table, built once. A statement is immutable
     and keeps its cache key, so a count without conditions is neither built nor keyed
-    again (a sync count on SQLite went from 123 µs to 50)."""
-    statement = _counts_all.get(model)
+    again (a sync count on SQLite went from 123 µs to 50). Kept on the class itself
+    (a subclass has its own), so it goes when the model goes."""
+    statement: Select[Any] | None = model.__dict__.get(_COUNT_ALL)
     if statement is None:
-        statement = _counts_all[model] = select(func.count()).select_from(model)
+        statement = select(func.count()).select_from(model)
+        statement._generate_cache_key()  # memoized before any other thread can see it
+        setattr(model, _COUNT_ALL, statement)
     return statement
-
-
-_counts_all: weakref.WeakKeyDictionary[type[Model], Select[Any]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import event, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, reconstructor, with_loader_criteria
+from sqlalchemy.pool import NullPool
 
 from duo_orm import (
     JSON,
@@ -346,6 +347,22 @@ async def test_pool_listeners_that_use_the_driver_see_every_async_read(
             assert await models.Item.count() == 1
         assert seen == [1] * 6
         assert pool.checkedout() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_async_reads_on_a_pool_that_closes_what_comes_back(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NullPool closes every connection given back, which awaits the driver."""
+    db = Database(url, engine_options={"poolclass": NullPool})
+    async with async_tables(db, define) as models:
+        await models.Item.create(**ROW)
+        with caplog.at_level(logging.ERROR):
+            for _ in range(3):
+                assert (await models.Item.get_one(1)).name == "lamp"
+                assert await models.Item.count() == 1
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 # asyncpg reads take the ORM path, where a query cancelled mid-flight closes its

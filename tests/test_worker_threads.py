@@ -14,7 +14,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from duo_orm import Database
+from duo_orm import Database, Mapped, String, mapped_column
 from duo_orm import _worker_threads as workers
 from duo_orm._worker_threads import run_in_worker
 
@@ -64,9 +64,7 @@ async def test_a_cancelled_caller_waits_for_its_call_to_finish() -> None:
         finished.set()
         return "done"
 
-    with anyio.move_on_after(0.05) as scope:
-        await run_in_worker(slow)
-    assert started.is_set()
+    scope = await cancelled_once_started(run_in_worker(slow), started)
     assert scope.cancelled_caught
     assert finished.is_set()  # the cancellation went on only after the call ended
 
@@ -86,6 +84,21 @@ async def test_a_caller_cancelled_before_its_call_starts_takes_it_back(
         release.set()
     assert await run_in_worker(lambda: "next") == "next"  # the thread went on
     assert not ran.is_set()
+
+
+async def cancelled_once_started(work: Any, started: threading.Event) -> anyio.CancelScope:
+    """Await ``work`` in a scope cancelled as soon as its thread has started it."""
+    scope = anyio.CancelScope()
+
+    async def caller() -> None:
+        with scope:
+            await work
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller)
+        assert await anyio.to_thread.run_sync(started.wait, 10)
+        scope.cancel()
+    return scope
 
 
 @pytest.fixture
@@ -166,3 +179,57 @@ async def test_a_cancelled_sqlite_create_is_stored_whole_or_not_at_all(
         assert {user.email for user in returned} <= stored
         assert m.db._engines.sync_engine().pool.checkedout() == 0
         assert await m.User.count() == len(stored)
+
+
+def hooked_models(db: Database, pause: float, register: Any, started: Any = None) -> Any:
+    """A model whose ``validate()`` says it started, pauses, then registers an
+    after-commit callback."""
+
+    class Note(db.Model):
+        __tablename__ = "notes"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        text: Mapped[str] = mapped_column(String(50))
+
+        def validate(self) -> None:
+            if started is not None:
+                started.set()
+            time.sleep(pause)
+            db.on_commit(register)
+
+    return Note
+
+
+async def test_a_write_cancelled_after_it_started_still_runs_its_after_commit_callbacks(
+    tmp_path: Path,
+) -> None:
+    ran: list[str] = []
+    started = threading.Event()
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    Note = hooked_models(db, 0.2, lambda: ran.append("after commit"), started)
+    await db.create_all()
+    try:
+        scope = await cancelled_once_started(Note.create(text="kept"), started)
+        assert scope.cancelled_caught
+        assert [note.text for note in await Note.all()] == ["kept"]
+        assert ran == ["after commit"]
+    finally:
+        await db.disconnect()
+
+
+async def test_an_async_callback_registered_by_a_hook_runs_on_the_callers_loop(
+    tmp_path: Path,
+) -> None:
+    loop_thread = threading.get_ident()
+    ran: list[bool] = []
+
+    async def send() -> None:
+        ran.append(threading.get_ident() == loop_thread)
+
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    Note = hooked_models(db, 0, send)
+    await db.create_all()
+    try:
+        await Note.create(text="sent")
+        assert ran == [True]
+    finally:
+        await db.disconnect()
