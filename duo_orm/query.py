@@ -238,7 +238,8 @@ class Query(Generic[M]):
         return statement
 
     def _count_statement(self) -> Select[Any]:
-        if not (self.joins or self.is_distinct or self.limit_value or self.offset_value):
+        limited = self.limit_value is not None or self.offset_value is not None
+        if not (self.joins or self.is_distinct or limited):  # limit(0) counts no rows
             whole = _count_all(self.model)
             return whole.where(*self.conditions) if self.conditions else whole
         inner = dataclasses.replace(self, ordering=(), loaders=()).alchemize()

@@ -151,6 +151,15 @@ def test_limit_offset_refuse_bad_values(sm: Models, value: object) -> None:
         sm.User.offset(value)  # type: ignore[arg-type]
 
 
+def test_count_honours_limit_and_offset_including_zero(sm: Models) -> None:
+    User = sm.User
+    assert User.count() == 5
+    assert User.limit(0).count() == 0  # as len(User.limit(0).all())
+    assert User.limit(0).all() == []
+    assert User.offset(3).count() == 2 and User.offset(0).count() == 5
+    assert User.where(User.active == True).limit(2).count() == 2  # noqa: E712
+
+
 def test_one_and_one_or_none_sync(sm: Models) -> None:
     User = sm.User
     assert User.where(User.email == "u1@x.io").one().name == "alice"
