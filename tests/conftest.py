@@ -169,6 +169,16 @@ class HasDatabase(Protocol):
     db: Database
 
 
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Spin (yielding the GIL) until ``condition`` holds; bounded, not timed."""
+    event = threading.Event()
+    for _ in range(100_000):
+        if condition():
+            return
+        event.wait(0.001)
+    raise AssertionError("the condition never held")
+
+
 def count_rows(models: HasDatabase, table: str) -> int:
     """Rows in ``table``, read on a fresh sync connection (outside any session under test)."""
     from sqlalchemy import text

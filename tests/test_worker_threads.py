@@ -18,21 +18,12 @@ from duo_orm import Database, Mapped, String, mapped_column
 from duo_orm import _worker_threads as workers
 from duo_orm._worker_threads import run_in_worker
 
-from .conftest import async_tables
+from .conftest import async_tables, wait_until
 from .models import define_models
 
 pytestmark = pytest.mark.anyio
 
 caller = contextvars.ContextVar("caller", default="none")
-
-
-def wait_until(condition: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 async def test_a_call_sees_the_callers_context_and_returns_its_value() -> None:
@@ -153,7 +144,7 @@ async def test_idle_threads_end_and_new_ones_are_made(monkeypatch: pytest.Monkey
         for _ in range(3):
             tg.start_soon(one)
     [first] = set(used)
-    assert wait_until(lambda: not first.is_alive())
+    wait_until(lambda: not first.is_alive())
     with anyio.fail_after(5):  # not handed to the thread that ended
         second = await run_in_worker(threading.current_thread)
     assert second is not first

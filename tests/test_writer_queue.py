@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy import select
 from duo_orm import Database, DatabaseBusyError
 from duo_orm._writer_queue import WriterQueue
 
-from .conftest import async_tables, tables
+from .conftest import async_tables, tables, wait_until
 from .models import Models, define_models
 
 WRITERS = 6
@@ -30,16 +29,6 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def queue_of(db: Database) -> WriterQueue:
     return db._engines.writer_queue()
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Spin (yielding the GIL) until ``condition`` holds; bounded, not timed."""
-    event = threading.Event()
-    for _ in range(100_000):
-        if condition():
-            return
-        event.wait(0.001)
-    raise AssertionError("the condition never held")
 
 
 def emails_in_commit_order(m: Models) -> list[str]:
