@@ -154,6 +154,7 @@ async def test_idle_threads_end_and_new_ones_are_made(monkeypatch: pytest.Monkey
 @pytest.mark.usefixtures("fresh_workers")
 async def test_an_idle_thread_is_reused() -> None:
     first = await run_in_worker(threading.current_thread)
+    wait_until(lambda: bool(workers._workers._idle))  # it goes idle just after answering
     assert await run_in_worker(threading.current_thread) is first
 
 
