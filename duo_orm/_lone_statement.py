@@ -17,7 +17,7 @@ from typing import Any, cast
 import anyio
 from sqlalchemy import Dialect, Engine, PoolProxiedConnection, QueuePool
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
 from sqlalchemy.util import greenlet_spawn
 
@@ -77,37 +77,61 @@ async def run_async(
 ) -> Outcome:
     """``run`` on psycopg's async connection (the only async driver sent to)."""
     sync_engine = engine.sync_engine
-    try:
-        pooled = await greenlet_spawn(sync_engine.raw_connection)
-    except sync_engine.dialect.loaded_dbapi.Error as error:
-        raise wrapped(error, None, None, sync_engine, connecting=True) from error
-
-    async def lost(error: BaseException | None = None) -> None:
-        if pooled.is_valid:
-            await greenlet_spawn(pooled.invalidate, error)
-
+    pooled = await checkout(sync_engine)
     driver: Any = pooled.driver_connection
     autocommit = False
     try:
         if not driver.autocommit:
             await driver.set_autocommit(True)
             autocommit = True
-        return await _execute_async(driver, sql, parameters, sync_engine, lost, many)
+        return await _execute_async(driver, sql, parameters, sync_engine, lost(pooled), many)
     finally:
-        with anyio.CancelScope(shield=True):
-            # A query cancelled midway: psycopg closes the connection, or (before
-            # 3.2) leaves the query running on it. Either way it is not reusable.
-            idle = _reusable(driver) and driver.info.transaction_status.name == "IDLE"
-            try:
-                if not idle:
-                    await lost()
-                elif autocommit and pooled.is_valid:
-                    await driver.set_autocommit(False)
-            finally:
-                if idle and _checkin_never_waits(pooled):
-                    _returned(pooled, idle)  # no await on the way: no greenlet needed
-                else:
-                    await greenlet_spawn(_returned, pooled, idle)
+        await give_back(pooled, autocommit=autocommit)
+
+
+async def checkout(sync_engine: Engine) -> PoolProxiedConnection:
+    """A pooled connection of an async engine; a refused connect comes out as
+    SQLAlchemy's error, as ``Connection`` would raise it."""
+    try:
+        return await greenlet_spawn(sync_engine.raw_connection)
+    except sync_engine.dialect.loaded_dbapi.Error as error:
+        raise wrapped(error, None, None, sync_engine, connecting=True) from error
+
+
+def lost(pooled: PoolProxiedConnection) -> Callable[[BaseException | None], Awaitable[None]]:
+    """What drops ``pooled``, gone bad, from the pool (once)."""
+
+    async def invalidate(error: BaseException | None = None) -> None:
+        if pooled.is_valid:
+            await greenlet_spawn(pooled.invalidate, error)
+
+    return invalidate
+
+
+async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) -> None:
+    """Hand a psycopg connection back to the pool, out of autocommit if ``autocommit``,
+    and rolled back if a transaction is still open on it (as the pool's reset would)."""
+    driver: Any = pooled.driver_connection  # None once invalidated
+    with anyio.CancelScope(shield=True):
+        # A query cancelled midway: psycopg closes the connection, or (before
+        # 3.2) leaves the query running on it. Either way it is not reusable.
+        reusable = driver is not None and _reusable(driver)
+        try:
+            if reusable and not _idle(driver):
+                await driver.rollback()
+        except Exception:
+            reusable = False
+        idle = reusable and _idle(driver)
+        try:
+            if not idle:
+                await lost(pooled)(None)
+            elif autocommit and pooled.is_valid:
+                await driver.set_autocommit(False)
+        finally:
+            if idle and _checkin_never_waits(pooled):
+                _returned(pooled, idle)  # no await on the way: no greenlet needed
+            else:
+                await greenlet_spawn(_returned, pooled, idle)
 
 
 def _returned(pooled: PoolProxiedConnection, idle: bool) -> None:
@@ -134,13 +158,12 @@ def _checkin_never_waits(pooled: PoolProxiedConnection) -> bool:
     )
 
 
-async def run_in_transaction(connection: AsyncConnection, sql: str, parameters: Any) -> Outcome:
+async def run_in_transaction(
+    pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: Engine
+) -> Outcome:
     """One statement on psycopg's async connection inside the transaction it holds
     (psycopg sends the BEGIN with the first one)."""
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    return await _execute_async(
-        driver, sql, parameters, connection.sync_engine, connection.invalidate
-    )
+    return await _execute_async(pooled.driver_connection, sql, parameters, engine, lost(pooled))
 
 
 async def _execute_async(
@@ -173,42 +196,76 @@ async def _execute_async(
     return row, description
 
 
-async def end_transaction(connection: AsyncConnection, commit: bool) -> None:
+async def end_transaction(
+    pooled: PoolProxiedConnection,
+    engine: Engine,
+    lost: Callable[[BaseException | None], Awaitable[None]],
+    *,
+    commit: bool,
+) -> None:
     """COMMIT or ROLLBACK the DBAPI transaction of a connection that has no SQLAlchemy
-    transaction, through the dialect (so SQLite's writer turn is handed on). A refused
-    COMMIT comes out as SQLAlchemy's error; a ROLLBACK that cannot run (the query was
-    cancelled midway, the connection is gone) drops the connection instead."""
-    sync_engine = connection.sync_engine
-    dialect = sync_engine.dialect
-    with anyio.CancelScope(shield=not commit):
-        if connection.invalidated:
-            if commit:
-                raise sa_exc.PendingRollbackError("The connection was lost; nothing committed.")
-            return
-        pooled = await connection.get_raw_connection()
-        if not commit and not _reusable(pooled.driver_connection):
-            await connection.invalidate()
-            return
-        try:
+    transaction: psycopg's straight, SQLite's through the dialect (so its writer turn
+    is handed on). A refused COMMIT comes out as SQLAlchemy's error; a ROLLBACK that
+    cannot run (the query was cancelled midway, the connection is gone) drops the
+    connection (``lost``) instead."""
+    if commit:
+        await _end(pooled, engine, lost, commit=True)
+    else:
+        with anyio.CancelScope(shield=True):
+            await _end(pooled, engine, lost, commit=False)
+
+
+async def _end(
+    pooled: PoolProxiedConnection,
+    engine: Engine,
+    lost: Callable[[BaseException | None], Awaitable[None]],
+    *,
+    commit: bool,
+) -> None:
+    dialect = engine.dialect
+    if not pooled.is_valid:
+        if commit:
+            raise sa_exc.PendingRollbackError("The connection was lost; nothing committed.")
+        return
+    driver: Any = pooled.driver_connection
+    if not commit and not _reusable(driver):
+        await lost(None)
+        return
+    try:
+        if dialect.name != "postgresql":
             await greenlet_spawn(dialect.do_commit if commit else dialect.do_rollback, pooled)
-        except Exception as error:
-            if not commit:
-                await connection.invalidate(error)
-                return
-            if not isinstance(error, dialect.loaded_dbapi.Error):
-                raise
-            if dialect.is_disconnect(error, pooled.dbapi_connection, None):
-                await connection.invalidate(error)
-            raise wrapped(error, "COMMIT", None, sync_engine) from error
+        elif commit:
+            await driver.commit()  # psycopg's: no greenlet, no dialect in between
+        else:
+            await driver.rollback()
+    except Exception as error:
+        if not commit:
+            await lost(error)
+            return
+        if not isinstance(error, dialect.loaded_dbapi.Error):
+            raise
+        if dialect.is_disconnect(error, pooled.dbapi_connection, None):
+            await lost(error)
+        raise wrapped(error, "COMMIT", None, engine) from error
+
+
+# libpq's transaction states (``PQTRANS_*``), read from ``pgconn``: ``driver.info``
+# would make an object per read.
+_IDLE, _ACTIVE = 0, 1
 
 
 def _reusable(driver: Any) -> bool:
     """Whether a psycopg connection is open and not in the middle of a query (aiosqlite
     finishes a statement in its thread whatever happens to the task that sent it)."""
-    info = getattr(driver, "info", None)
-    if info is None or not hasattr(info, "transaction_status"):
+    pgconn = getattr(driver, "pgconn", None)
+    if pgconn is None:
         return True
-    return not driver.closed and info.transaction_status.name != "ACTIVE"
+    return not driver.closed and pgconn.transaction_status != _ACTIVE
+
+
+def _idle(driver: Any) -> bool:
+    """Whether a psycopg connection is open, and in no transaction."""
+    return not driver.closed and driver.pgconn.transaction_status == _IDLE
 
 
 def wrapped(

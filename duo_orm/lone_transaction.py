@@ -22,8 +22,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from sqlalchemy import Connection, PoolProxiedConnection
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.util import greenlet_spawn
@@ -38,11 +39,15 @@ if TYPE_CHECKING:
 class LoneTransaction:
     """One request's transaction on ``db`` while it has only lone writes."""
 
-    __slots__ = ("_in_use", "connection", "db", "doomed_by", "written")
+    __slots__ = ("_in_use", "connection", "db", "doomed_by", "engine", "pooled", "written")
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.connection: AsyncConnection | None = None  # taken by the first write
+        self.engine: AsyncEngine | None = None  # these three are taken by the first write
+        self.pooled: PoolProxiedConnection | None = None
+        # SQLAlchemy's connection around ``pooled``: on SQLite from the first write (its
+        # BEGIN needs it), on PostgreSQL only once a session does.
+        self.connection: AsyncConnection | None = None
         self.written: list[Any] = []  # instances written here, for the session to adopt
         self.doomed_by: BaseException | None = None
         self._in_use = threading.Lock()
@@ -52,18 +57,31 @@ class LoneTransaction:
         with exclusive(self._in_use):
             self._check_usable()
             try:
-                if self.connection is None:
-                    self.connection = await self.db._engines.begun_connection()
-                connection = self.connection
-                if connection.dialect.is_async and connection.dialect.name == "postgresql":
-                    return await _lone_statement.run_in_transaction(connection, sql, parameters)
-                pooled = await connection.get_raw_connection()  # aiosqlite: in a greenlet
-                return await greenlet_spawn(
-                    _lone_statement.execute, pooled, sql, parameters, connection.sync_engine
+                if self.pooled is None:
+                    await self._begin()
+                assert self.engine is not None and self.pooled is not None
+                engine = self.engine.sync_engine
+                if self.connection is None:  # psycopg
+                    return await _lone_statement.run_in_transaction(
+                        self.pooled, sql, parameters, engine
+                    )
+                return await greenlet_spawn(  # aiosqlite: in a greenlet
+                    _lone_statement.execute, self.pooled, sql, parameters, engine
                 )
             except BaseException as error:
                 self.doomed_by = error
                 raise
+
+    async def _begin(self) -> None:
+        engines = self.db._engines
+        self.engine = engine = engines.async_engine()
+        if engine.dialect.is_async and engine.dialect.name == "postgresql":
+            # psycopg begins with the first statement; the pool lends the connection
+            # without a ``Connection`` around it, a greenlet trip per call saved.
+            self.pooled = await _lone_statement.checkout(engine.sync_engine)
+            return
+        self.connection = await engines.begun_connection()
+        self.pooled = await self.connection.get_raw_connection()
 
     def check(self, found: Callable[[Any], None], row: Any) -> None:
         """``found(row)``, whose failure (a row that is gone) dooms the transaction."""
@@ -81,8 +99,12 @@ class LoneTransaction:
         """The request's session, made now on this connection, holding what was written
         (``None`` if no write took a connection: any new session will do then)."""
         self._check_usable()
-        if self.connection is None:
+        if self.pooled is None:
             return None
+        if self.connection is None:
+            assert self.engine is not None
+            sync_connection = Connection(self.engine.sync_engine, connection=self.pooled)
+            self.connection = AsyncConnection(self.engine, sync_connection)
         session = self.db.async_session_factory(bind=self.connection)
         # Its transaction on the connection begins now (no statement: the database's
         # is open already), so that its COMMIT is the database's even when nothing
@@ -94,7 +116,7 @@ class LoneTransaction:
     async def commit(self) -> None:
         """COMMIT, after flushing the changes of instances changed since their create."""
         self._check_usable()
-        if self.connection is None:
+        if self.pooled is None:
             return
         if any(instance_state(instance).modified for instance in self.written):
             session = self.session()
@@ -105,17 +127,29 @@ class LoneTransaction:
                 with anyio.CancelScope(shield=True):
                     await session.close()
             return
-        await _lone_statement.end_transaction(self.connection, commit=True)
+        await self._end(commit=True)
 
     async def rollback(self) -> None:
-        if self.connection is not None:
-            await _lone_statement.end_transaction(self.connection, commit=False)
+        if self.pooled is not None:
+            await self._end(commit=False)
 
     async def close(self) -> None:
         """Give the connection back to the pool (rolled back if still in a transaction)."""
         if self.connection is not None:
             with anyio.CancelScope(shield=True):
                 await self.connection.close()
+        elif self.pooled is not None:
+            await _lone_statement.give_back(self.pooled)  # shielded
+
+    async def _end(self, *, commit: bool) -> None:
+        assert self.engine is not None and self.pooled is not None
+        connection = self.connection
+        await _lone_statement.end_transaction(
+            self.pooled,
+            self.engine.sync_engine,
+            _lone_statement.lost(self.pooled) if connection is None else connection.invalidate,
+            commit=commit,
+        )
 
     def _adopt(self, session: Session) -> None:
         for instance in self.written:

@@ -26,7 +26,7 @@ from fastapi import HTTPException as FastAPIHTTPException
 from litestar import Litestar, post
 from litestar.exceptions import HTTPException as LitestarHTTPException
 from litestar.params import FromPath
-from sqlalchemy import String, select
+from sqlalchemy import String, event, select
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -207,11 +207,17 @@ async def test_an_error_answer_keeps_none_of_the_creates(served: Served) -> None
 
 
 async def test_a_caught_failure_still_fails_the_request(served: Served) -> None:
+    connects: list[object] = []
+    pool = served.models.db.async_engine.sync_engine.pool
+    event.listen(pool, "connect", lambda *_: connects.append(None))
     response = await served.post("conflict_caught")
     assert response.status_code == 500
     assert served.stored().keys() == {"existing"}
-    assert (await served.post("one")).status_code == 200  # the connection went back clean
+    opened = len(connects)
+    assert (await served.post("one")).status_code == 200
     assert served.stored().keys() == {"existing", "one"}
+    # The connection went back rolled back and clean: reused, not dropped for a new one.
+    assert len(connects) == opened and pool.checkedout() == 0
 
 
 async def test_a_created_instance_changed_afterwards_is_saved_with_it(served: Served) -> None:
