@@ -46,12 +46,23 @@ class OneHopConnection:
         return sql
 
     async def commit(self) -> None:
-        if self.take_begin() is None:  # else nothing was begun: nothing to end
+        # A BEGIN still held, or none sent: nothing was begun, nothing to end. (The
+        # pool's reset on every checkin is such a ROLLBACK: a hop saved each time.)
+        if self.take_begin() is None and self.in_transaction:
             await self._aiosqlite.commit()
 
     async def rollback(self) -> None:
-        if self.take_begin() is None:
+        if self.take_begin() is None and self.in_transaction:
             await self._aiosqlite.rollback()
+
+    @property
+    def in_transaction(self) -> bool:
+        """SQLite's own flag, read without a hop (True once closed: aiosqlite's own
+        COMMIT or ROLLBACK is left to say so)."""
+        try:
+            return bool(self._aiosqlite._conn.in_transaction)
+        except (ValueError, sqlite3.Error):
+            return True
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
         cursor = OneHopCursor(self)

@@ -109,8 +109,9 @@ def lost(pooled: PoolProxiedConnection) -> Callable[[BaseException | None], Awai
 
 
 async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) -> None:
-    """Hand a psycopg connection back to the pool, out of autocommit if ``autocommit``,
-    and rolled back if a transaction is still open on it (as the pool's reset would)."""
+    """Hand a psycopg or aiosqlite connection back to the pool, out of autocommit if
+    ``autocommit``, and rolled back if a transaction is still open on it (as the
+    pool's reset would)."""
     driver: Any = pooled.driver_connection  # None once invalidated
     with anyio.CancelScope(shield=True):
         # A query cancelled midway: psycopg closes the connection, or (before
@@ -161,8 +162,8 @@ def _checkin_never_waits(pooled: PoolProxiedConnection) -> bool:
 async def run_in_transaction(
     pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: Engine
 ) -> Outcome:
-    """One statement on psycopg's async connection inside the transaction it holds
-    (psycopg sends the BEGIN with the first one)."""
+    """One statement on psycopg's or aiosqlite's (``OneHopConnection``) async
+    connection inside the transaction it holds, whose BEGIN goes with the first."""
     return await _execute_async(pooled.driver_connection, sql, parameters, engine, lost(pooled))
 
 
@@ -174,7 +175,7 @@ async def _execute_async(
     lost: Callable[[BaseException], Awaitable[None]],
     many: bool = False,
 ) -> Outcome:
-    """``execute`` on psycopg's async connection; ``lost`` drops a connection gone bad."""
+    """``execute`` on an async driver connection; ``lost`` drops a connection gone bad."""
     dialect = engine.dialect
     dbapi_error: type[Any] = dialect.loaded_dbapi.Error
     cursor = driver.cursor()
@@ -199,26 +200,25 @@ async def _execute_async(
 async def end_transaction(
     pooled: PoolProxiedConnection,
     engine: Engine,
-    lost: Callable[[BaseException | None], Awaitable[None]],
+    end: Callable[[PoolProxiedConnection, bool], Awaitable[None]],
     *,
     commit: bool,
 ) -> None:
-    """COMMIT or ROLLBACK the DBAPI transaction of a connection that has no SQLAlchemy
-    transaction: psycopg's straight, SQLite's through the dialect (so its writer turn
-    is handed on). A refused COMMIT comes out as SQLAlchemy's error; a ROLLBACK that
-    cannot run (the query was cancelled midway, the connection is gone) drops the
-    connection (``lost``) instead."""
+    """COMMIT or ROLLBACK (``end``) the DBAPI transaction of a connection that has no
+    SQLAlchemy transaction. A refused COMMIT comes out as SQLAlchemy's error; a
+    ROLLBACK that cannot run (the query was cancelled midway, the connection is gone)
+    drops the connection instead."""
     if commit:
-        await _end(pooled, engine, lost, commit=True)
+        await _end(pooled, engine, end, commit=True)
     else:
         with anyio.CancelScope(shield=True):
-            await _end(pooled, engine, lost, commit=False)
+            await _end(pooled, engine, end, commit=False)
 
 
 async def _end(
     pooled: PoolProxiedConnection,
     engine: Engine,
-    lost: Callable[[BaseException | None], Awaitable[None]],
+    end: Callable[[PoolProxiedConnection, bool], Awaitable[None]],
     *,
     commit: bool,
 ) -> None:
@@ -227,25 +227,19 @@ async def _end(
         if commit:
             raise sa_exc.PendingRollbackError("The connection was lost; nothing committed.")
         return
-    driver: Any = pooled.driver_connection
-    if not commit and not _reusable(driver):
-        await lost(None)
+    if not commit and not _reusable(pooled.driver_connection):
+        await lost(pooled)(None)
         return
     try:
-        if dialect.name != "postgresql":
-            await greenlet_spawn(dialect.do_commit if commit else dialect.do_rollback, pooled)
-        elif commit:
-            await driver.commit()  # psycopg's: no greenlet, no dialect in between
-        else:
-            await driver.rollback()
+        await end(pooled, commit)
     except Exception as error:
         if not commit:
-            await lost(error)
+            await lost(pooled)(error)
             return
         if not isinstance(error, dialect.loaded_dbapi.Error):
             raise
         if dialect.is_disconnect(error, pooled.dbapi_connection, None):
-            await lost(error)
+            await lost(pooled)(error)
         raise wrapped(error, "COMMIT", None, engine) from error
 
 
@@ -264,8 +258,12 @@ def _reusable(driver: Any) -> bool:
 
 
 def _idle(driver: Any) -> bool:
-    """Whether a psycopg connection is open, and in no transaction."""
-    return not driver.closed and driver.pgconn.transaction_status == _IDLE
+    """Whether a psycopg or aiosqlite (``OneHopConnection``) connection is open, and
+    in no transaction."""
+    pgconn = getattr(driver, "pgconn", None)
+    if pgconn is None:
+        return not driver.in_transaction
+    return not driver.closed and pgconn.transaction_status == _IDLE
 
 
 def wrapped(

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, PoolProxiedConnection, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_only
 
@@ -172,17 +172,28 @@ class WriterTurns:
             taken = self.queue.acquire(self.timeout)
         if not taken:
             raise _locked(sql)
-        # Handed on at COMMIT/ROLLBACK, or, should the connection be abandoned in its
-        # transaction (a task on a loop that has closed), once its checkout is garbage:
-        # SQLite lets its own lock go then too.
-        turn = weakref.finalize(connection.connection, self.queue.release)
-        turn.atexit = False
-        connection.info[_TURN] = turn
+        self._hold(connection.connection)
         try:
             send_begin(connection, sql)
         except BaseException:
-            self._hand_on(connection.info)
+            self.hand_on(connection.info)
             raise
+
+    async def begin_async(self, pooled: PoolProxiedConnection, sql: str) -> None:
+        """``begin`` awaited on the event loop for a pooled aiosqlite connection, no
+        greenlet: its BEGIN is held for the first statement, so none is sent here."""
+        if not await self.queue.acquire_async(self.timeout):
+            raise _locked(sql)
+        self._hold(pooled)
+        pooled.driver_connection.begin_with_next(sql)  # type: ignore[union-attr]
+
+    def _hold(self, pooled: PoolProxiedConnection) -> None:
+        # Handed on at COMMIT/ROLLBACK, or, should the connection be abandoned in its
+        # transaction (a task on a loop that has closed), once its checkout is garbage:
+        # SQLite lets its own lock go then too.
+        turn = weakref.finalize(pooled, self.queue.release)
+        turn.atexit = False
+        pooled.info[_TURN] = turn
 
     @contextmanager
     def alone(self, sql: str) -> Iterator[None]:
@@ -203,15 +214,16 @@ class WriterTurns:
                     info = dbapi_connection.info
                 except NotImplementedError:  # the engine's first-connect probe: no record
                     info = {}
-                self._hand_on(info)
+                self.hand_on(info)
 
         return end_then_hand_on
 
     def _record_done(self, _dbapi_connection: Any, record: Any, *_exc: Any) -> None:
         if record is not None:
-            self._hand_on(record.info)
+            self.hand_on(record.info)
 
-    def _hand_on(self, info: dict[Any, Any]) -> None:
+    def hand_on(self, info: dict[Any, Any]) -> None:
+        """Hand the turn held by the connection whose ``info`` this is on (if any)."""
         turn = info.pop(_TURN, None)
         if turn is not None:
             turn()  # releases once, whoever calls first

@@ -22,11 +22,9 @@ import os
 import sqlite3
 from typing import Any, Literal
 
-import anyio
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Engine, PoolProxiedConnection, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
-from sqlalchemy.util import greenlet_spawn
 
 from . import liveness
 from ._aiosqlite_hops import OneHopConnection
@@ -64,6 +62,7 @@ DEFAULT_MAX_OVERFLOW = 0
 # "single_read": one read statement on its own, with no BEGIN/COMMIT at all.
 Access = Literal["write", "read", "single_read"]
 _BEGIN = "duo_orm_begin"  # execution option: the SQLite BEGIN a connection sends
+_UNBEGUN = "unbegun"  # the async engine's view for lone_engine
 _BEGIN_SQL = {"immediate": "BEGIN IMMEDIATE", "deferred": "BEGIN", "none": None}
 
 # Seconds to wait for a server database to accept a connection. Drivers default to
@@ -119,7 +118,7 @@ class Engines:
         # how the sync SQLite engine's writers take turns (None: they don't)
         self.sync_turns: WriterTurns | None = None
         self._async_turns: WriterTurns | None = None
-        self._async_variants: dict[Access, AsyncEngine] = {}
+        self._async_variants: dict[str, AsyncEngine] = {}  # by access, and _UNBEGUN
 
     def sibling(self, urls: DerivedURLs) -> Engines:
         """Engines for another server of the same database (a replica), set up like these."""
@@ -225,31 +224,42 @@ class Engines:
             )
         return variant
 
-    async def begun_connection(self) -> AsyncConnection:
-        """A connection of the async engine whose database transaction is open (psycopg
-        opens it with the first statement) while SQLAlchemy's is not: a session made
-        on it later begins its own on top and sends no BEGIN (``lone_transaction``)."""
-        connection = await self.async_engine().connect()
+    def lone_engine(self) -> AsyncEngine:
+        """The async engine a request's lone writes take their connection from: on
+        SQLite a view whose connections leave their BEGIN to ``begin_lone``, so that a
+        session made on one later begins its own on top and sends none."""
+        engine = self.async_engine()
         if not self.is_sqlite:
-            return connection
-        try:
-            await connection.execution_options(**{_BEGIN: "none"})
-            sql = _BEGIN_SQL[self._sqlite_begin]
-            if sql is not None:
-                await greenlet_spawn(self._begin_sqlite, connection.sync_connection, sql)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.close()
-            raise
-        return connection
+            return engine
+        unbegun = self._async_variants.get(_UNBEGUN)
+        if unbegun is None:
+            unbegun = self._async_variants[_UNBEGUN] = engine.execution_options(**{_BEGIN: "none"})
+        return unbegun
 
-    def _begin_sqlite(self, connection: Connection | None, sql: str) -> None:
-        assert connection is not None
+    async def begin_lone(self, pooled: PoolProxiedConnection) -> None:
+        """Open the database transaction of a pooled ``lone_engine`` connection, with no
+        greenlet: psycopg sends its BEGIN with the first statement by itself; SQLite's
+        (the configured one, after this process's writer turn) is held for the first
+        statement to take along (``_aiosqlite_hops``)."""
+        sql = _BEGIN_SQL[self._sqlite_begin] if self.is_sqlite else None
+        if sql is None:
+            return
         turns = self._async_turns
         if turns is not None and sql == "BEGIN IMMEDIATE":
-            turns.begin(connection, sql)
+            await turns.begin_async(pooled, sql)
         else:
-            send_begin(connection, sql)
+            pooled.driver_connection.begin_with_next(sql)  # type: ignore[union-attr]
+
+    async def end_lone(self, pooled: PoolProxiedConnection, commit: bool) -> None:
+        """COMMIT or ROLLBACK what ``begin_lone`` opened, on the driver's own async
+        connection (no greenlet); SQLite's writer turn is handed on after, as the
+        dialect's ``do_commit`` and ``do_rollback`` do (``WriterTurns``)."""
+        driver: Any = pooled.driver_connection
+        try:
+            await (driver.commit() if commit else driver.rollback())
+        finally:
+            if self._async_turns is not None:
+                self._async_turns.hand_on(pooled.info)
 
     def _access_options(self, access: Access) -> dict[str, Any]:
         """Execution options that make a connection begin the way ``access`` needs."""

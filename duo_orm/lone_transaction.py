@@ -27,7 +27,6 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.util import greenlet_spawn
 
 from . import _lone_statement
 from .frame import exclusive
@@ -45,9 +44,7 @@ class LoneTransaction:
         self.db = db
         self.engine: AsyncEngine | None = None  # these three are taken by the first write
         self.pooled: PoolProxiedConnection | None = None
-        # SQLAlchemy's connection around ``pooled``: on SQLite from the first write (its
-        # BEGIN needs it), on PostgreSQL only once a session does.
-        self.connection: AsyncConnection | None = None
+        self.connection: AsyncConnection | None = None  # around ``pooled``, for a session
         self.written: list[Any] = []  # instances written here, for the session to adopt
         self.doomed_by: BaseException | None = None
         self._in_use = threading.Lock()
@@ -60,28 +57,20 @@ class LoneTransaction:
                 if self.pooled is None:
                     await self._begin()
                 assert self.engine is not None and self.pooled is not None
-                engine = self.engine.sync_engine
-                if self.connection is None:  # psycopg
-                    return await _lone_statement.run_in_transaction(
-                        self.pooled, sql, parameters, engine
-                    )
-                return await greenlet_spawn(  # aiosqlite: in a greenlet
-                    _lone_statement.execute, self.pooled, sql, parameters, engine
+                return await _lone_statement.run_in_transaction(
+                    self.pooled, sql, parameters, self.engine.sync_engine
                 )
             except BaseException as error:
                 self.doomed_by = error
                 raise
 
     async def _begin(self) -> None:
+        # The pool lends the driver's connection with no ``Connection`` around it
+        # (a greenlet trip per call saved); the BEGIN goes with the first statement.
         engines = self.db._engines
-        self.engine = engine = engines.async_engine()
-        if engine.dialect.is_async and engine.dialect.name == "postgresql":
-            # psycopg begins with the first statement; the pool lends the connection
-            # without a ``Connection`` around it, a greenlet trip per call saved.
-            self.pooled = await _lone_statement.checkout(engine.sync_engine)
-            return
-        self.connection = await engines.begun_connection()
-        self.pooled = await self.connection.get_raw_connection()
+        self.engine = engine = engines.lone_engine()
+        self.pooled = await _lone_statement.checkout(engine.sync_engine)
+        await engines.begin_lone(self.pooled)
 
     def check(self, found: Callable[[Any], None], row: Any) -> None:
         """``found(row)``, whose failure (a row that is gone) dooms the transaction."""
@@ -143,12 +132,8 @@ class LoneTransaction:
 
     async def _end(self, *, commit: bool) -> None:
         assert self.engine is not None and self.pooled is not None
-        connection = self.connection
         await _lone_statement.end_transaction(
-            self.pooled,
-            self.engine.sync_engine,
-            _lone_statement.lost(self.pooled) if connection is None else connection.invalidate,
-            commit=commit,
+            self.pooled, self.engine.sync_engine, self.db._engines.end_lone, commit=commit
         )
 
     def _adopt(self, session: Session) -> None:
