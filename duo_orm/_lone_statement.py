@@ -12,7 +12,7 @@ round trip, and the connection goes back to the pool as it came.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from sqlalchemy import Dialect, Engine, PoolProxiedConnection, QueuePool
@@ -148,15 +148,27 @@ def _returned(pooled: PoolProxiedConnection, idle: bool) -> None:
 def _checkin_never_waits(pooled: PoolProxiedConnection) -> bool:
     """Whether ``_returned`` of an idle connection runs nothing that awaits the driver,
     so it needs no trip through the greenlet bridge (11 µs here): a queue pool with
-    room for it (else the pool closes it), no checkin or reset listener, no COMMIT on
-    return."""
+    room for it (else the pool closes it), no checkin listener but duo-orm's own
+    (``idle_safe``), no reset listener, no COMMIT on return."""
     pool = getattr(pooled, "_pool", None)  # the pool it came from, even after dispose()
     return (
         isinstance(pool, QueuePool)
         and pool.checkedin() < pool.size()
-        and not (pool.dispatch.checkin or pool.dispatch.reset)
+        and all(getattr(listener, _IDLE_SAFE, False) for listener in pool.dispatch.checkin)
+        and not pool.dispatch.reset
         and getattr(pool, "_reset_on_return", None) is not ResetStyle.reset_commit
     )
+
+
+_IDLE_SAFE = "_duo_orm_idle_safe"
+Listener = TypeVar("Listener", bound=Callable[..., None])
+
+
+def idle_safe(listener: Listener) -> Listener:
+    """Mark one of duo-orm's pool ``checkin`` listeners as one that sends nothing to
+    the driver for a connection in no transaction (``_checkin_never_waits``)."""
+    setattr(listener, _IDLE_SAFE, True)
+    return listener
 
 
 async def run_in_transaction(

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_only
 
 from ._driver_sql import send_begin
+from ._lone_statement import idle_safe
 
 
 class _Waiter:
@@ -218,6 +219,7 @@ class WriterTurns:
 
         return end_then_hand_on
 
+    @idle_safe  # hands a turn on, nothing more
     def _record_done(self, _dbapi_connection: Any, record: Any, *_exc: Any) -> None:
         if record is not None:
             self.hand_on(record.info)

@@ -29,6 +29,7 @@ from sqlalchemy.pool import QueuePool
 from . import liveness
 from ._aiosqlite_hops import OneHopConnection
 from ._driver_sql import send_begin
+from ._lone_statement import idle_safe
 from ._writer_queue import WriterQueue, WriterTurns, writer_queue
 from .exceptions import ConfigurationError
 from .poolers import behind_transaction_pooler
@@ -448,6 +449,7 @@ def _make_sqlite_strict(
             send_begin(connection, sql)
 
     @event.listens_for(engine.pool, "checkin")
+    @idle_safe
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
         # A COMMIT refused by a deferred constraint leaves SQLite's transaction
         # open, and SQLAlchemy considers it ended: close it before reuse, or the
