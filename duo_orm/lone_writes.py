@@ -343,6 +343,7 @@ class _Table:
             if column.default is not None and not getattr(column.default, "is_scalar", False)
         )
         self._key_keys = frozenset(key for key, column in columns if column.primary_key)
+        self._value_keys = frozenset(key for key, _ in columns) - self._key_keys
         self._plans: dict[tuple[str, ...], _Insert] = {}
         self._update_plans: dict[tuple[str, ...], _Update] = {}
         # values filled in at UPDATE time would need the ORM's postfetch
@@ -353,7 +354,8 @@ class _Table:
 
     def updatable(self, instance: Any) -> bool:
         """Whether a lone UPDATE can store ``instance``'s changes: a detached instance
-        with every column it had still loaded."""
+        with every column it had still loaded, and nothing changed on it but columns
+        outside the key (a new key, or a related object added, is the ORM's to write)."""
         state = instance_state(instance)
         return (
             self._updates
@@ -361,6 +363,7 @@ class _Table:
             and state.session_id is None
             and not state.was_deleted
             and not state.expired_attributes
+            and all(key in self._value_keys for key in state.committed_state)
         )
 
     def update_of(self, instance: Any, values: Mapping[str, Any]) -> _Update | None:

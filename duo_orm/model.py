@@ -16,7 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import insert, inspect, literal, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Mapper, Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import flag_dirty, set_committed_value
 
 from . import dispatch, lone_reads, lone_writes
 from ._shown import shown
@@ -293,11 +293,18 @@ class Model:
         """INSERT or UPDATE this instance; returns it."""
 
         def op(session: Session) -> Model:
-            _attach(session, self)
-            _flush(session, self)
+            before = _Snapshot(session, self)  # a failed save keeps its changes pending
+            try:
+                _attach(session, self)
+                _flush(session, self)
+            except BaseException:
+                before.restore(session, self)
+                raise
             return self
 
-        return dispatch.run(self.__duo_database__, op)
+        # A loaded row whose columns changed: one UPDATE of them, as ``update()`` sends.
+        direct = lone_writes.Update(self, dict, lambda: _Snapshot(None, self), _created)
+        return dispatch.run(self.__duo_database__, op, "write", direct)
 
     def update(self, payload: Payload = None, /, **fields: Any) -> Any:
         """Apply a partial payload and save. On failure the instance is left as it was."""
@@ -544,6 +551,8 @@ class _Snapshot:
             # unchanged again: unmark it, or it stays in session.dirty (SQLAlchemy
             # has no public call for this)
             state._commit_all(state.dict, state.session.identity_map if state.session else None)
+        elif self.modified and not state.modified and state.committed_state:
+            flag_dirty(instance)  # changed still: unmarked, the next flush would skip it
         state.expired = self.fully_expired
 
     def _restore_as_loaded(self, instance: Model) -> None:

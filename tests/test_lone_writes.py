@@ -448,3 +448,63 @@ def test_a_validate_that_only_checks_values_runs_on_the_lone_path(s: Any, backen
     assert [row.stars for row in s.Rated.all()] == [5]
     assert bool(inserts_sent_directly(s.Rated)) is direct_on(backend)
     assert bool(updates_sent_directly(s.Rated)) is direct_on(backend)
+
+
+def test_save_of_changed_columns_is_the_update_the_orm_would_make(s: Any, backend: str) -> None:
+    mine = s.Item.create(**ROW)
+    theirs = s.Item.create(**{**ROW, "name": "second", "token": uuid.uuid4()})
+    for item in (mine, theirs):
+        item.price, item.note = decimal.Decimal("3.50"), "saved"
+    assert mine.save() is mine
+    with s.db.transaction():  # the ORM path
+        theirs.save()
+    assert bool(updates_sent_directly(s.Item)) is direct_on(backend)
+    states = [created_state(mine), created_state(theirs)]
+    for state in states:
+        for key in ("id", "name", "token"):
+            state["values"].pop(key)
+    assert states[0] == states[1]
+    stored = s.Item.get_one(mine.id)
+    assert (stored.price, stored.note) == (decimal.Decimal("3.50"), "saved")
+    assert mine.updated_at is not None and stored.updated_at == mine.updated_at
+
+
+def test_a_failed_save_keeps_its_changes_on_either_path(s: Any) -> None:
+    s.Item.create(**{**ROW, "name": "taken", "token": uuid.uuid4()})
+    lone = s.Item.create(**ROW)
+    orm = s.Item.create(**{**ROW, "name": "other", "token": uuid.uuid4()})
+    engine = s.db.sync_engine
+    for item, watched in ((lone, False), (orm, True)):
+        item.name, item.note = "taken", "lost"
+        if watched:
+            event.listen(engine, "before_cursor_execute", ignore)  # the ORM path
+        try:
+            with pytest.raises(IntegrityError):
+                item.save()
+        finally:
+            if watched:
+                event.remove(engine, "before_cursor_execute", ignore)
+    for item in (lone, orm):  # the changes are still pending: fixed, they all save
+        assert (item.name, item.note) == ("taken", "lost") and inspect(item).modified
+        assert s.Item.get_one(item.id).note is None
+        item.name = f"fixed {item.id}"
+        item.save()
+        assert (s.Item.get_one(item.id).name, s.Item.get_one(item.id).note) == (item.name, "lost")
+
+
+def test_a_new_key_or_a_related_row_is_saved_by_the_orm(m: Any) -> None:
+    pair_of_keys = m.Membership
+    user = m.User.create(email="a@x.io", name="a")
+    member = pair_of_keys.create(user_id=user.id, group="old")
+    member.group = "new"
+    member.save()
+    assert pair_of_keys.get(user.id, "old") is None
+    assert pair_of_keys.get_one(user.id, "new").group == "new"
+    customer = m.Customer.create(name="c")
+    loaded = m.Customer.where(m.Customer.id == customer.id).related("orders").first()
+    loaded.orders.append(m.Order(total=5))
+    loaded.save()
+    loaded.orders.append(m.Order(total=7))
+    loaded.update(name="renamed")
+    assert sorted(order.total for order in m.Order.all()) == [5, 7]
+    assert m.Customer.get_one(customer.id).name == "renamed"
