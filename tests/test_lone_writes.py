@@ -340,6 +340,15 @@ async def test_a_cancelled_async_create_writes_all_or_nothing(url: str) -> None:
         assert await models.Pair.count() == len(stored)
 
 
+def assert_alike(mine: Any, theirs: Any) -> None:
+    """Two rows' instances are in the same state, keys and unique values aside."""
+    states = [created_state(mine), created_state(theirs)]
+    for state in states:
+        for key in ("id", "name", "token"):
+            state["values"].pop(key)
+    assert states[0] == states[1]
+
+
 def test_update_leaves_the_instance_the_orm_would(s: Any, backend: str) -> None:
     mine = s.Item.create(**ROW)
     theirs = s.Item.create(**{**ROW, "name": "second", "token": uuid.uuid4()})
@@ -347,11 +356,7 @@ def test_update_leaves_the_instance_the_orm_would(s: Any, backend: str) -> None:
     with s.db.transaction():  # the ORM path
         theirs.update(price=decimal.Decimal("7.25"), note="noted")
     assert bool(updates_sent_directly(s.Item)) is direct_on(backend)
-    states = [created_state(mine), created_state(theirs)]
-    for state in states:
-        for key in ("id", "name", "token"):
-            state["values"].pop(key)
-    assert states[0] == states[1]
+    assert_alike(mine, theirs)
     assert mine.updated_at is not None and mine.updated_at.tzinfo is not None
     stored = s.Item.get_one(mine.id)
     assert (stored.price, stored.note, stored.updated_at) == (
@@ -459,11 +464,7 @@ def test_save_of_changed_columns_is_the_update_the_orm_would_make(s: Any, backen
     with s.db.transaction():  # the ORM path
         theirs.save()
     assert bool(updates_sent_directly(s.Item)) is direct_on(backend)
-    states = [created_state(mine), created_state(theirs)]
-    for state in states:
-        for key in ("id", "name", "token"):
-            state["values"].pop(key)
-    assert states[0] == states[1]
+    assert_alike(mine, theirs)
     stored = s.Item.get_one(mine.id)
     assert (stored.price, stored.note) == (decimal.Decimal("3.50"), "saved")
     assert mine.updated_at is not None and stored.updated_at == mine.updated_at
