@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from collections.abc import Generator, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 BATCH = 1000  # rows brought back by the statement's own hop; the rest on demand
 
 
@@ -29,11 +30,15 @@ class OneHopConnection:
     that never sent one) drops a BEGIN still held.
     """
 
-    __slots__ = ("_aiosqlite", "held_begin")
+    __slots__ = ("_aiosqlite", "_done", "_sent", "held_begin")
 
     def __init__(self, connection: Any) -> None:
         self._aiosqlite = connection
         self.held_begin: str | None = None
+        # Statements handed to aiosqlite's thread, and those it has run: each count is
+        # written by one thread only. A task cancelled while its statement waits there
+        # does not stop it, so until the two meet SQLite's flag may not say it all.
+        self._sent = self._done = 0
 
     def cursor(self) -> OneHopCursor:
         return OneHopCursor(self)
@@ -57,12 +62,28 @@ class OneHopConnection:
 
     @property
     def in_transaction(self) -> bool:
-        """SQLite's own flag, read without a hop (True once closed: aiosqlite's own
-        COMMIT or ROLLBACK is left to say so)."""
+        """SQLite's own flag, read without a hop; True while a statement sent here has
+        yet to run (it may begin one), and once closed (aiosqlite's own COMMIT or
+        ROLLBACK is left to say so)."""
+        if self._sent != self._done:
+            return True
         try:
             return bool(self._aiosqlite._conn.in_transaction)
         except (ValueError, sqlite3.Error):
             return True
+
+    async def hop(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in aiosqlite's thread, counted until it has run there."""
+
+        def counted() -> T:
+            try:
+                return function(*args)
+            finally:
+                self._done += 1
+
+        self._sent += 1
+        result: T = await self._aiosqlite._execute(counted)
+        return result
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
         cursor = OneHopCursor(self)
@@ -101,13 +122,13 @@ class OneHopCursor:
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OneHopCursor:
         await self._drop_open()
         begin = self._connection.take_begin()
-        self._take(await self._aiosqlite._execute(self._run, begin, sql, parameters))
+        self._take(await self._connection.hop(self._run, begin, sql, parameters))
         return self
 
     async def executemany(self, sql: str, parameters: Any) -> OneHopCursor:
         await self._drop_open()
         begin = self._connection.take_begin()
-        self._take(await self._aiosqlite._execute(self._run_many, begin, sql, parameters))
+        self._take(await self._connection.hop(self._run_many, begin, sql, parameters))
         return self
 
     def _run(
@@ -158,7 +179,7 @@ class OneHopCursor:
                 self._open = None
             return rows
 
-        self._rows.extend(await self._aiosqlite._execute(fetch))
+        self._rows.extend(await self._connection.hop(fetch))
 
     async def fetchone(self) -> Any:
         if not self._rows:
@@ -183,4 +204,4 @@ class OneHopCursor:
     async def _drop_open(self) -> None:
         cursor, self._open = self._open, None
         if cursor is not None:
-            await self._aiosqlite._execute(cursor.close)
+            await self._connection.hop(cursor.close)

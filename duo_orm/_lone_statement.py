@@ -7,6 +7,10 @@ the pool lends and takes back the connection, a driver error comes out wrapped a
 SQLAlchemy wraps it (so it is translated the same way), and a disconnect
 invalidates the connection. On PostgreSQL the statement runs in autocommit, one
 round trip, and the connection goes back to the pool as it came.
+
+A request's lone writes (``lone_transaction``) use the same pieces inside a
+transaction of their own: ``checkout``, ``execute_async``, ``end_transaction`` and
+``give_back``.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ async def run_async(
         if not driver.autocommit:
             await driver.set_autocommit(True)
             autocommit = True
-        return await _execute_async(pooled, sql, parameters, sync_engine, many)
+        return await execute_async(pooled, sql, parameters, sync_engine, many)
     finally:
         await give_back(pooled, autocommit=autocommit)
 
@@ -98,14 +102,10 @@ async def checkout(sync_engine: Engine) -> PoolProxiedConnection:
         raise wrapped(error, None, None, sync_engine, connecting=True) from error
 
 
-def lost(pooled: PoolProxiedConnection) -> Callable[[BaseException | None], Awaitable[None]]:
-    """What drops ``pooled``, gone bad, from the pool (once)."""
-
-    async def invalidate(error: BaseException | None = None) -> None:
-        if pooled.is_valid:
-            await greenlet_spawn(pooled.invalidate, error)
-
-    return invalidate
+async def lose(pooled: PoolProxiedConnection, error: BaseException | None = None) -> None:
+    """Drop ``pooled``, gone bad, from the pool (once)."""
+    if pooled.is_valid:
+        await greenlet_spawn(pooled.invalidate, error)
 
 
 async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) -> None:
@@ -125,7 +125,7 @@ async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) 
         idle = reusable and _idle(driver)
         try:
             if not idle:
-                await lost(pooled)(None)
+                await lose(pooled)
             elif autocommit and pooled.is_valid:
                 await driver.set_autocommit(False)
         finally:
@@ -171,15 +171,7 @@ def idle_safe(listener: Listener) -> Listener:
     return listener
 
 
-async def run_in_transaction(
-    pooled: PoolProxiedConnection, sql: str, parameters: Any, engine: Engine
-) -> Outcome:
-    """One statement on psycopg's or aiosqlite's (``OneHopConnection``) async
-    connection inside the transaction it holds, whose BEGIN goes with the first."""
-    return await _execute_async(pooled, sql, parameters, engine)
-
-
-async def _execute_async(
+async def execute_async(
     pooled: PoolProxiedConnection,
     sql: str,
     parameters: Any,
@@ -187,7 +179,8 @@ async def _execute_async(
     many: bool = False,
 ) -> Outcome:
     """``execute`` on an async driver connection (psycopg's, or aiosqlite's
-    ``OneHopConnection``); a connection gone bad is dropped from the pool."""
+    ``OneHopConnection``), in whatever transaction it is in; a connection gone bad is
+    dropped from the pool."""
     dialect = engine.dialect
     dbapi_error: type[Any] = dialect.loaded_dbapi.Error
     driver: Any = pooled.driver_connection
@@ -203,7 +196,7 @@ async def _execute_async(
             row = await cursor.fetchone()
     except Exception as error:  # the driver's, or a value it cannot send
         if isinstance(error, dbapi_error) and dialect.is_disconnect(error, driver, cursor):
-            await lost(pooled)(error)
+            await lose(pooled, error)
         raise wrapped(error, sql, parameters, engine) from error
     # The cursor is not closed: a client-side cursor holds no server resource, and
     # dropping it frees its result, without an await (and a shielded scope) per call.
@@ -257,18 +250,18 @@ async def _end(
             raise sa_exc.PendingRollbackError("The connection was lost; nothing committed.")
         return
     if not commit and not _reusable(pooled.driver_connection):
-        await lost(pooled)(None)
+        await lose(pooled)
         return
     try:
         await end(pooled, commit)
     except Exception as error:
         if not commit:
-            await lost(pooled)(error)
+            await lose(pooled, error)
             return
         if not isinstance(error, dialect.loaded_dbapi.Error):
             raise
         if dialect.is_disconnect(error, pooled.dbapi_connection, None):
-            await lost(pooled)(error)
+            await lose(pooled, error)
         raise wrapped(error, "COMMIT", None, engine) from error
 
 

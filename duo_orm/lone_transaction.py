@@ -57,7 +57,7 @@ class LoneTransaction:
                 if self.pooled is None:
                     await self._begin()
                 assert self.engine is not None and self.pooled is not None
-                return await _lone_statement.run_in_transaction(
+                return await _lone_statement.execute_async(
                     self.pooled, sql, parameters, self.engine.sync_engine
                 )
             except BaseException as error:
@@ -71,6 +71,11 @@ class LoneTransaction:
         self.engine = engine = engines.lone_engine()
         self.pooled = await _lone_statement.checkout(engine.sync_engine)
         await engines.begin_lone(self.pooled)
+
+    @property
+    def began(self) -> bool:
+        """Whether a write took a connection (and so a session can adopt instances)."""
+        return self.pooled is not None
 
     def check(self, found: Callable[[Any], None], row: Any) -> None:
         """``found(row)``, whose failure (a row that is gone) dooms the transaction."""

@@ -212,6 +212,10 @@ class Update(Generic[T]):
                 parameters = plan.parameters(self.instance, engine.sync_engine)
                 row, _ = await lone.send(plan.sql, parameters)
                 lone.check(plan.check_found, row)
+            elif not lone.began:
+                # Nothing to send, and no transaction yet to adopt the instance: the
+                # session's path attaches it, so what changes on it later is saved.
+                attempt.needs_session = True
         if attempt.needs_session:
             return NotImplemented  # type: ignore[no-any-return]
         lone.adopt_later(_settled(self.instance))
@@ -266,6 +270,11 @@ def _sent_alone(db: Database, engine: Engine, sql: str, parameters: Any) -> _lon
     turns = db._engines.sync_turns
     with nullcontext() if turns is None else turns.alone(sql):
         return _lone_statement.run(engine, sql, parameters)
+
+
+def _expression(value: Any) -> bool:
+    """Whether a value is SQL to run (the ORM renders it into the statement)."""
+    return isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
 
 
 def _settled(instance: Any) -> Any:
@@ -344,6 +353,7 @@ class _Table:
         )
         self._key_keys = frozenset(key for key, column in columns if column.primary_key)
         self._value_keys = frozenset(key for key, _ in columns) - self._key_keys
+        self._relationship_keys = tuple(mapper.relationships.keys())
         self._plans: dict[tuple[str, ...], _Insert] = {}
         self._update_plans: dict[tuple[str, ...], _Update] = {}
         # values filled in at UPDATE time would need the ORM's postfetch
@@ -354,16 +364,23 @@ class _Table:
 
     def updatable(self, instance: Any) -> bool:
         """Whether a lone UPDATE can store ``instance``'s changes: a detached instance
-        with every column it had still loaded, and nothing changed on it but columns
-        outside the key (a new key, or a related object added, is the ORM's to write)."""
+        with every column it had still loaded, nothing changed on it but columns outside
+        the key, to plain values, and no related object loaded (a new key, an SQL
+        expression, or a related object changed or added is the ORM's to write: its
+        cascade saves related objects with the instance)."""
         state = instance_state(instance)
+        loaded = state.dict
         return (
             self._updates
             and state.key is not None
             and state.session_id is None
             and not state.was_deleted
             and not state.expired_attributes
-            and all(key in self._value_keys for key in state.committed_state)
+            and all(
+                key in self._value_keys and not _expression(loaded.get(key))
+                for key in state.committed_state
+            )
+            and not any(key in loaded for key in self._relationship_keys)
         )
 
     def update_of(self, instance: Any, values: Mapping[str, Any]) -> _Update | None:
@@ -402,10 +419,7 @@ class _Table:
             for key in self._computed_defaults:
                 if values.get(key) is None:
                     return False
-        for value in values.values():
-            if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
-                return False
-        return True
+        return not any(_expression(value) for value in values.values())
 
     def insert_of(self, state: Mapping[str, Any]) -> _Insert:
         """The INSERT for an instance holding ``state`` after its hooks.

@@ -493,6 +493,24 @@ def test_a_failed_save_keeps_its_changes_on_either_path(s: Any) -> None:
         assert (s.Item.get_one(item.id).name, s.Item.get_one(item.id).note) == (item.name, "lost")
 
 
+def test_related_rows_and_sql_values_are_saved_by_the_orm(m: Any) -> None:
+    customer = m.Customer.create(name="c")
+    order = m.Order.create(total=5, customer_id=customer.id)
+    loaded = m.Customer.where(m.Customer.id == customer.id).related("orders").first()
+    loaded.orders[0].total = 9  # saved with its parent, by the ORM's cascade
+    loaded.save()
+    assert m.Order.get_one(order.id).total == 9
+    with_parent = m.Order.where(m.Order.id == order.id).related("customer").first()
+    with_parent.customer.name = "via the order"
+    with_parent.update(total=6)
+    assert m.Order.get_one(order.id).total == 6
+    assert m.Customer.get_one(customer.id).name == "via the order"
+    plain = m.Customer.get_one(customer.id)
+    plain.name = func.upper(m.Customer.name)  # SQL, run in the UPDATE
+    plain.save()
+    assert m.Customer.get_one(customer.id).name == "VIA THE ORDER"
+
+
 def test_a_new_key_or_a_related_row_is_saved_by_the_orm(m: Any) -> None:
     pair_of_keys = m.Membership
     user = m.User.create(email="a@x.io", name="a")

@@ -13,8 +13,11 @@ made to a created instance is saved with it; a later ORM call, a nested
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,6 +42,7 @@ from duo_orm_fastapi import DuoORM
 from duo_orm_litestar import DuoORMPlugin
 from duo_orm_starlette import DuoORMMiddleware, duo_exception_handlers, duo_lifespan
 
+from ..conftest import sqlite_write_lock
 from .conftest import FRAMEWORKS
 from .scenario import lifespan_running
 
@@ -110,6 +114,11 @@ async def scenario(models: Any, name: str, refuse: Refuse) -> dict[str, Any]:
             raise refuse()
         again = await Thing.get_one(existing.id)
         return {"same": again is existing}
+    if name == "save_then_change":  # a save with nothing to send, then a change
+        existing = await Thing.where(Thing.name == "existing").one()
+        await existing.save()
+        existing.note = "set after save"  # no second save(): the commit flushes it
+        return {}
     if name == "on_commit":
         await Thing.create(name="hooked")
         db.on_commit(lambda: models.committed_calls.append("after commit"))
@@ -225,6 +234,13 @@ async def test_a_created_instance_changed_afterwards_is_saved_with_it(served: Se
     assert served.stored()["changed"] == "set after create"
 
 
+async def test_an_instance_saved_with_nothing_to_send_joins_the_transaction(
+    served: Served,
+) -> None:
+    assert (await served.post("save_then_change")).status_code == 200
+    assert served.stored()["existing"] == "set after save"
+
+
 async def test_later_calls_join_the_transaction_the_creates_began(served: Served) -> None:
     read = await served.post("read_back")
     assert read.json() == {"same": True, "count": 2}
@@ -246,6 +262,36 @@ async def test_a_request_cancelled_after_a_create_keeps_nothing(served: Served) 
     assert served.models.db.async_engine.sync_engine.pool.checkedout() == 0
     assert (await served.post("one")).status_code == 200
     assert served.stored().keys() == {"existing", "one"}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_a_write_cancelled_while_it_waits_for_the_sqlite_lock_leaves_nothing_open(
+    framework: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "locked.db"
+    models = define(Database(f"sqlite:///{path}"))
+    await models.db.create_all()
+    app = make_app(framework, models)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        lifespan_running(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+    ):
+        with sqlite_write_lock(path) as release:  # another process writes
+            threading.Timer(0.6, release.set).start()
+            with anyio.move_on_after(0.3):  # the client gives up while the INSERT waits
+                await http.post("/run/one")
+        # The INSERT ran once the lock was free, and was rolled back after it: the
+        # connection went back to the pool holding no transaction and no lock.
+        assert (await http.post("/run/two")).status_code == 200
+        assert models.db.async_engine.sync_engine.pool.checkedout() == 0
+        other = sqlite3.connect(path, isolation_level=None, timeout=1)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        other.close()
+    names = {name for (name,) in sqlite3.connect(path).execute("SELECT name FROM things")}
+    assert names == {"a", "b"}
+    await models.db.disconnect()
 
 
 async def test_concurrent_requests_each_commit_their_creates(served: Served) -> None:
