@@ -293,13 +293,7 @@ class Model:
         """INSERT or UPDATE this instance; returns it."""
 
         def op(session: Session) -> Model:
-            before = _Snapshot(session, self)  # a failed save keeps its changes pending
-            try:
-                _attach(session, self)
-                _flush(session, self)
-            except BaseException:
-                before.restore(session, self)
-                raise
+            _store(session, self, {})  # a failed save keeps its changes pending
             return self
 
         # A loaded row whose columns changed: one UPDATE of them, as ``update()`` sends.
@@ -310,16 +304,7 @@ class Model:
         """Apply a partial payload and save. On failure the instance is left as it was."""
 
         def op(session: Session) -> Model:
-            values = payload_values(type(self), payload, fields, partial=True)
-            before = _Snapshot(session, self)
-            try:
-                for key, value in values.items():
-                    setattr(self, key, value)
-                _attach(session, self)
-                _flush(session, self)
-            except BaseException:
-                before.restore(session, self)
-                raise
+            _store(session, self, payload_values(type(self), payload, fields, partial=True))
             return self
 
         direct = lone_writes.Update(
@@ -446,6 +431,19 @@ def _flush(session: Session, instance: Model) -> None:
                     set_committed_value(instance, key, value)
         if instance in session and (state.pending or dispatch.is_statement_session(session)):
             session.expunge(instance)
+        raise
+
+
+def _store(session: Session, instance: Model, values: dict[str, Any]) -> None:
+    """Set ``values`` on ``instance`` and flush it; on failure it is left as it was."""
+    before = _Snapshot(session, instance)
+    try:
+        for key, value in values.items():
+            setattr(instance, key, value)
+        _attach(session, instance)
+        _flush(session, instance)
+    except BaseException:
+        before.restore(session, instance)
         raise
 
 
