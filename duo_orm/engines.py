@@ -218,12 +218,14 @@ class Engines:
             self._async, self._async_loop = engine, loop
         if access == "write":
             return engine
-        variant = self._async_variants.get(access)
-        if variant is None:
-            variant = self._async_variants[access] = engine.execution_options(
-                **self._access_options(access)
-            )
-        return variant
+        return self._async_view(engine, access, self._access_options(access))
+
+    def _async_view(self, engine: AsyncEngine, key: str, options: dict[str, Any]) -> AsyncEngine:
+        """``engine`` with ``options``, made once per loop's engine and kept by ``key``."""
+        view = self._async_variants.get(key)
+        if view is None:
+            view = self._async_variants[key] = engine.execution_options(**options)
+        return view
 
     def lone_engine(self) -> AsyncEngine:
         """The async engine a request's lone writes take their connection from: on
@@ -232,10 +234,7 @@ class Engines:
         engine = self.async_engine()
         if not self.is_sqlite:
             return engine
-        unbegun = self._async_variants.get(_UNBEGUN)
-        if unbegun is None:
-            unbegun = self._async_variants[_UNBEGUN] = engine.execution_options(**{_BEGIN: "none"})
-        return unbegun
+        return self._async_view(engine, _UNBEGUN, {_BEGIN: "none"})
 
     async def begin_lone(self, pooled: PoolProxiedConnection) -> None:
         """Open the database transaction of a pooled ``lone_engine`` connection, with no
