@@ -10,6 +10,7 @@ explicitly is SQLAlchemy's own ping again.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -20,6 +21,7 @@ from duo_orm import Database, liveness
 
 from .conftest import async_tables, tables
 from .models import Models, define_models
+from .postgres_server import DatabaseFactory
 
 pytestmark = pytest.mark.postgres
 
@@ -59,11 +61,10 @@ def backend_pids(db: Database) -> set[int]:
 
 
 @pytest.mark.anyio
-async def test_psycopg_engines_check_at_checkout_instead_of_pinging(url: str, backend: str) -> None:
-    db = Database(url)
-    watched = backend == "postgresql"  # psycopg; asyncpg keeps SQLAlchemy's pre-ping
+async def test_postgresql_engines_check_at_checkout_instead_of_pinging(url: str) -> None:
+    db = Database(url)  # psycopg on both sides, or asyncpg on the async one
     assert db.sync_engine.pool._pre_ping is False
-    assert db.async_engine.sync_engine.pool._pre_ping is not watched
+    assert db.async_engine.sync_engine.pool._pre_ping is False
     await db.disconnect()
 
 
@@ -127,3 +128,27 @@ def test_the_probe_reads_a_closed_socket(url: str) -> None:
         finally:
             raw.invalidate()
             raw.close()
+
+
+@pytest.fixture
+def asyncpg_url(postgres_databases: DatabaseFactory) -> Iterator[str]:
+    created = postgres_databases.create()
+    yield created.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    postgres_databases.drop(created)
+
+
+@pytest.mark.anyio
+async def test_a_terminated_asyncpg_connection_is_replaced_whenever_the_loop_reads_it(
+    asyncpg_url: str,
+) -> None:
+    # asyncpg may have read the server's goodbye already, and shows nothing of it
+    # until the socket closes; or the goodbye may still wait unread on the socket.
+    async with async_tables(Database(asyncpg_url), define_models) as m:
+        await m.User.create(email="a@x.io", name="A")
+        for _ in range(3):
+            terminate_pooled(m.db)  # blocks the event loop: the goodbye stays unread
+            assert (await m.User.get_one(1)).name == "A"
+            await anyio.to_thread.run_sync(terminate_pooled, m.db)  # the loop reads it
+            assert (await m.User.get_one(1)).name == "A"
+            await m.User.create(email=f"{time.monotonic_ns()}@x.io", name="B")
+        assert await m.User.count() == 4
