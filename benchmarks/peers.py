@@ -29,14 +29,29 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from .core import SINGLE, own_database
+from duo_orm import Database
+
+from .core import SINGLE, define, own_database
 from .harness import Additions
 
 __all__ = ["LABELS", "AsyncPeers", "missing", "sync_additions"]
 
 SQLMODEL, ADVANCED_ALCHEMY, TORTOISE = "sqlmodel", "advanced-alchemy", "tortoise-orm"
-LABELS = {SQLMODEL: "SQLModel", ADVANCED_ALCHEMY: "advanced-alchemy", TORTOISE: "Tortoise ORM"}
-_MODULES = {SQLMODEL: "sqlmodel", ADVANCED_ALCHEMY: "advanced_alchemy", TORTOISE: "tortoise"}
+# Not a peer: duo-orm itself given a ``postgresql+asyncpg://`` URL (async, PostgreSQL),
+# beside Tortoise's own driver.
+DUO_ASYNCPG = "duo-orm-asyncpg"
+LABELS = {
+    DUO_ASYNCPG: "duo-orm on asyncpg",
+    SQLMODEL: "SQLModel",
+    ADVANCED_ALCHEMY: "advanced-alchemy",
+    TORTOISE: "Tortoise ORM",
+}
+_MODULES = {
+    DUO_ASYNCPG: "asyncpg",
+    SQLMODEL: "sqlmodel",
+    ADVANCED_ALCHEMY: "advanced_alchemy",
+    TORTOISE: "tortoise",
+}
 
 Rows = Callable[[int], list[dict[str, Any]]]
 
@@ -282,8 +297,13 @@ class AsyncPeers:
         self.database = own_database(url, "tortoise")  # SQLAlchemy's form of the URL
         self._tortoise: Any = None  # Tortoise's context, once initialised
         self._model: Any = None
+        self._url = make_url(url)
+        self._duo: Any = None  # duo-orm's Database on asyncpg (PostgreSQL only)
 
     async def start(self) -> None:
+        if self._url.get_backend_name() == "postgresql" and available(DUO_ASYNCPG):
+            url = self._url.set(drivername="postgresql+asyncpg")
+            self._duo = Database(url.render_as_string(hide_password=False))
         if available(TORTOISE):
             from tortoise import Tortoise
 
@@ -297,6 +317,9 @@ class AsyncPeers:
             )
 
     async def close(self) -> None:
+        if self._duo is not None:
+            await self._duo.disconnect()
+            self._duo = None
         if self._tortoise is not None:
             from tortoise import Tortoise
 
@@ -306,6 +329,8 @@ class AsyncPeers:
 
     def additions(self, engine: Any, rows: Rows, bulk: int) -> Additions:
         more = Additions()
+        if self._duo is not None:
+            _duo_asyncpg(more, self._duo, rows, bulk)
         if available(SQLMODEL):
             _sqlmodel_async(more, engine, rows, bulk)
         if available(ADVANCED_ALCHEMY):
@@ -449,6 +474,54 @@ def _repository_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> No
         ("create_bulk", create_bulk),
     ]:
         more.add(key, ADVANCED_ALCHEMY, work)
+
+
+def _duo_asyncpg(more: Additions, db: Database, rows: Rows, bulk: int) -> None:
+    """The same calls as ``core``'s duo-orm column, on an asyncpg URL."""
+    User = define(db)
+    state: dict[str, list[Any]] = {"ids": [], "objects": []}
+
+    async def load(ids: list[int]) -> None:
+        state["ids"] = ids
+        state["objects"] = list(await User.where(User.id.in_(ids)).all())
+
+    async def get() -> None:
+        for i in state["ids"]:
+            await User.get(i)
+
+    async def create() -> None:
+        for row in rows(SINGLE):
+            await User.create(row)
+
+    async def list_rows() -> None:
+        for _ in range(SINGLE // 10):
+            await User.order_by("id").limit(100).all()
+
+    async def count() -> None:
+        for _ in range(SINGLE):
+            await User.count()
+
+    async def update_one() -> None:
+        for user in state["objects"]:
+            await user.update(n=user.n + 1)
+
+    async def create_bulk() -> None:
+        await User.create_bulk(rows(bulk), batch_size=bulk)
+
+    async def update_bulk() -> None:
+        await User.where(User.id > 0).update_bulk({"n": User.n + 1})
+
+    more.loaders.append(load)
+    for key, work in [
+        ("get", get),
+        ("create", create),
+        ("list", list_rows),
+        ("count", count),
+        ("update", update_one),
+        ("create_bulk", create_bulk),
+        ("update_bulk", update_bulk),
+    ]:
+        more.add(key, DUO_ASYNCPG, work)
 
 
 def _tortoise_async(more: Additions, context: Any, User: Any, rows: Rows, bulk: int) -> None:

@@ -109,9 +109,10 @@ async def lose(pooled: PoolProxiedConnection, error: BaseException | None = None
 
 
 async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) -> None:
-    """Hand a psycopg or aiosqlite connection back to the pool, out of autocommit if
-    ``autocommit``, and rolled back if a transaction is still open on it (as the
-    pool's reset would)."""
+    """Hand a psycopg, asyncpg or aiosqlite connection back to the pool, out of
+    autocommit if ``autocommit``, and rolled back if a transaction is still open on it
+    (as the pool's reset would; an asyncpg connection, which nothing here leaves in
+    one, is dropped instead)."""
     driver: Any = pooled.driver_connection  # None once invalidated
     with anyio.CancelScope(shield=True):
         # A query cancelled midway: psycopg closes the connection, or (before
@@ -272,20 +273,27 @@ _IDLE, _ACTIVE = 0, 1
 
 def _reusable(driver: Any) -> bool:
     """Whether a psycopg connection is open and not in the middle of a query (aiosqlite
-    finishes a statement in its thread whatever happens to the task that sent it)."""
+    finishes a statement in its thread whatever happens to the task that sent it;
+    ``_asyncpg_statement`` drops an asyncpg connection whose query was interrupted)."""
     pgconn = getattr(driver, "pgconn", None)
     if pgconn is None:
-        return True
+        return not _asyncpg(driver) or not driver.is_closed()
     return not driver.closed and pgconn.transaction_status != _ACTIVE
 
 
 def _idle(driver: Any) -> bool:
-    """Whether a psycopg or aiosqlite (``OneHopConnection``) connection is open, and
-    in no transaction."""
+    """Whether a psycopg, asyncpg or aiosqlite (``OneHopConnection``) connection is
+    open, and in no transaction."""
     pgconn = getattr(driver, "pgconn", None)
     if pgconn is None:
+        if _asyncpg(driver):
+            return not driver.is_closed() and not driver.is_in_transaction()
         return not driver.in_transaction
     return not driver.closed and pgconn.transaction_status == _IDLE
+
+
+def _asyncpg(driver: Any) -> bool:
+    return hasattr(driver, "is_in_transaction")
 
 
 def wrapped(
@@ -295,10 +303,12 @@ def wrapped(
     engine: Engine,
     *,
     connecting: bool = False,
+    invalidated: bool = False,
 ) -> Exception:
     """``error`` (from the driver, or from processing a parameter) as SQLAlchemy would
     have raised it: a ``DBAPIError`` subclass, or a ``StatementError``. ``connecting``:
-    it came from the pool's connect, which ``engine.raw_connection()`` leaves bare."""
+    it came from the pool's connect, which ``engine.raw_connection()`` leaves bare;
+    ``invalidated``: the dialect took it for a disconnect, and the connection is gone."""
     dialect: Dialect = engine.dialect
     result: Exception = sa_exc.DBAPIError.instance(
         sql,
@@ -306,7 +316,8 @@ def wrapped(
         error,
         dialect.loaded_dbapi.Error,
         hide_parameters=engine.hide_parameters,
-        connection_invalidated=connecting and dialect.is_disconnect(cast(Any, error), None, None),
+        connection_invalidated=invalidated
+        or (connecting and dialect.is_disconnect(cast(Any, error), None, None)),
         dialect=dialect,
     )
     return result

@@ -132,6 +132,11 @@ class Engines:
         return self.urls.dialect == "sqlite"
 
     @property
+    def transaction_pooled(self) -> bool:
+        """Whether a transaction pooler (PgBouncer) stands between the app and the server."""
+        return bool(self._options.get(TRANSACTION_POOLING_OPTION))
+
+    @property
     def sync_created(self) -> Engine | None:
         return self._sync
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import ColumnProperty, Mapper, class_mapper
 from sqlalchemy.orm.attributes import instance_state
 
-from . import _compiled_reads, _lone_statement
+from . import _asyncpg_statement, _compiled_reads, _lone_statement
 from ._driver_sql import watched
 from ._result_values import Processor, ResultProcessors
 from .session import DuoSession
@@ -51,6 +51,7 @@ _DRIVERS = frozenset(
         ("postgresql", "psycopg", False),
         ("postgresql", "psycopg2", False),
         ("postgresql", "psycopg", True),
+        ("postgresql", "asyncpg", True),
     }
 )
 _PLANS = "__duo_lone_reads__"  # model attribute: {(dialect, driver, async): _Plan | None}
@@ -170,12 +171,21 @@ def _sent(db: Database, statement: Any, many: bool = False) -> Sent | None:
 
 async def _sent_async(db: Database, statement: Any, many: bool = False) -> Sent | None:
     engine = db._engines.async_engine()
-    unobserved = _unobserved(engine.sync_engine)
-    found = _compiled_reads.prepared(statement, engine.dialect) if unobserved else None
+    direct = _direct_async(db, engine)
+    found = _compiled_reads.prepared(statement, engine.dialect) if direct else None
     if found is None:
         return None
     shape, parameters = found
-    return shape, *await _lone_statement.run_async(engine, shape.sql, parameters, many=many)
+    return shape, *await send_async(engine, shape.sql, parameters, many=many)
+
+
+async def send_async(
+    engine: AsyncEngine, sql: str, parameters: Any, *, many: bool = False
+) -> _lone_statement.Outcome:
+    """One autocommitted statement on ``engine``'s driver (see ``_DRIVERS``)."""
+    if engine.dialect.driver == "asyncpg":
+        return await _asyncpg_statement.run_async(engine, sql, parameters, many=many)
+    return await _lone_statement.run_async(engine, sql, parameters, many=many)
 
 
 def engine_for(db: Database) -> Engine | None:
@@ -192,7 +202,14 @@ def async_engine_for(db: Database) -> AsyncEngine | None:
     if not session_free(db, DuoSession):
         return None
     engine = db._engines.async_engine()
-    return engine if _unobserved(engine.sync_engine) else None
+    return engine if _direct_async(db, engine) else None
+
+
+def _direct_async(db: Database, engine: AsyncEngine) -> bool:
+    """``_unobserved``, and not asyncpg behind a transaction pooler, which may not find
+    a statement asyncpg prepared on the server connection that runs it."""
+    pooled_asyncpg = engine.dialect.driver == "asyncpg" and db._engines.transaction_pooled
+    return not pooled_asyncpg and _unobserved(engine.sync_engine)
 
 
 def session_class_of(db: Database) -> type[Any]:
@@ -339,7 +356,7 @@ class _Plan:
 
     async def fetch_async(self, engine: AsyncEngine, ident: Sequence[Any]) -> Any:
         parameters = self.parameters(ident)
-        row, description = await _lone_statement.run_async(engine, self.sql, parameters)
+        row, description = await send_async(engine, self.sql, parameters)
         return None if row is None else self.instance(row, description)
 
     def columns_of(self, statement: Any) -> Any:

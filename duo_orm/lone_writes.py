@@ -48,6 +48,7 @@ from .lone_reads import (
     async_engine_for,
     engine_for,
     plain_columns,
+    send_async,
     session_class_of,
     session_free,
     session_probe,
@@ -63,16 +64,20 @@ T = TypeVar("T")
 # Drivers (name, driver, async) whose connection this module can send a write to:
 # alone, autocommitted, in statement mode (a statement-mode async call on SQLite
 # runs as a sync one in a worker thread, ``dispatch``), and in a request's lone
-# transaction on the async ones.
+# transaction on the async ones but asyncpg (``_REQUEST_DRIVERS``).
 _DRIVERS = frozenset(
     {
         ("sqlite", "pysqlite", False),
         ("postgresql", "psycopg", False),
         ("postgresql", "psycopg2", False),
         ("postgresql", "psycopg", True),
+        ("postgresql", "asyncpg", True),
         ("sqlite", "aiosqlite", True),
     }
 )
+# SQLAlchemy's asyncpg adapter begins its own transaction on the connection, which a
+# lone transaction begun past it would collide with once the request needs a session.
+_REQUEST_DRIVERS = frozenset({"psycopg", "aiosqlite"})
 _TABLES = "__duo_lone_writes__"  # model attribute: {(dialect, driver, async): _Table | None}
 
 
@@ -101,7 +106,7 @@ class Insert(Generic[T]):
         return self.then(plan.stored(instance, row, description))
 
     async def run_async(self, db: Database) -> T:
-        engine = async_engine_for(db)  # psycopg's: aiosqlite is run as above, in a thread
+        engine = async_engine_for(db)  # psycopg's or asyncpg's: aiosqlite is run as above
         if engine is None or not _writes_unobserved(DuoSession):
             return NotImplemented  # type: ignore[no-any-return]
         prepared = self._prepare(engine.dialect)
@@ -109,7 +114,7 @@ class Insert(Generic[T]):
             return NotImplemented  # type: ignore[no-any-return]
         instance, plan = prepared
         parameters = plan.parameters(instance, engine.sync_engine)
-        row, description = await _lone_statement.run_async(engine, plan.sql, parameters)
+        row, description = await send_async(engine, plan.sql, parameters)
         return self.then(plan.stored(instance, row, description))
 
     async def run_in_request(self, db: Database, deferred: DeferredFrame) -> T:
@@ -180,7 +185,7 @@ class Update(Generic[T]):
         return self.then(_settled(self.instance))
 
     async def run_async(self, db: Database) -> T:
-        engine = async_engine_for(db)  # psycopg's: aiosqlite is run as above, in a thread
+        engine = async_engine_for(db)  # psycopg's or asyncpg's: aiosqlite is run as above
         if engine is None or not _writes_unobserved(DuoSession):
             return NotImplemented  # type: ignore[no-any-return]
         found = self._table_and_values(engine.dialect)
@@ -191,7 +196,7 @@ class Update(Generic[T]):
             plan = table.update_of(self.instance, values)
             if plan is not None:
                 parameters = plan.parameters(self.instance, engine.sync_engine)
-                row, _ = await _lone_statement.run_async(engine, plan.sql, parameters)
+                row, _ = await send_async(engine, plan.sql, parameters)
                 plan.check_found(row)
         if attempt.needs_session:
             return NotImplemented  # type: ignore[no-any-return]
@@ -261,7 +266,9 @@ def _request_engine(db: Database) -> AsyncEngine | None:
     if not (session_free(db, DuoSession) and _writes_unobserved(DuoSession)):
         return None
     engine = db._engines.async_engine()
-    return None if watched(engine.sync_engine) else engine
+    if engine.dialect.driver not in _REQUEST_DRIVERS or watched(engine.sync_engine):
+        return None
+    return engine
 
 
 def _sent_alone(db: Database, engine: Engine, sql: str, parameters: Any) -> _lone_statement.Outcome:
