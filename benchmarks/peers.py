@@ -70,6 +70,13 @@ def missing() -> list[str]:
     return [LABELS[peer] for peer in LABELS if not available(peer)]
 
 
+def _register(more: Additions, peer: str, load: Callable[[list[int]], Any], **works: Any) -> None:
+    """A peer's loader, and its implementation of each scenario it does (by key)."""
+    more.loaders.append(load)
+    for key, work in works.items():
+        more.add(key, peer, work)
+
+
 # -- models: one per peer, each mapping the existing table --------------------------------
 
 
@@ -213,18 +220,19 @@ def _sqlmodel_sync(more: Additions, engine: Any, rows: Rows, bulk: int) -> None:
             for _ in session.exec(statement):
                 pass
 
-    more.loaders.append(load)
-    for key, work in [
-        ("get", get),
-        ("create", create),
-        ("list", list_rows),
-        ("count", count),
-        ("update", update_one),
-        ("create_bulk", create_bulk),
-        ("update_bulk", update_bulk),
-        ("iterate", iterate),
-    ]:
-        more.add(key, SQLMODEL, work)
+    _register(
+        more,
+        SQLMODEL,
+        load,
+        get=get,
+        create=create,
+        list=list_rows,
+        count=count,
+        update=update_one,
+        create_bulk=create_bulk,
+        update_bulk=update_bulk,
+        iterate=iterate,
+    )
 
 
 def _repository_sync(more: Additions, engine: Any, rows: Rows, bulk: int) -> None:
@@ -275,16 +283,17 @@ def _repository_sync(more: Additions, engine: Any, rows: Rows, bulk: int) -> Non
 
     # no update_bulk (the repository has no UPDATE with an SQL expression) and no iterate
     # (get_many returns a list): see docs/performance.md
-    more.loaders.append(load)
-    for key, work in [
-        ("get", get),
-        ("create", create),
-        ("list", list_rows),
-        ("count", count),
-        ("update", update_one),
-        ("create_bulk", create_bulk),
-    ]:
-        more.add(key, ADVANCED_ALCHEMY, work)
+    _register(
+        more,
+        ADVANCED_ALCHEMY,
+        load,
+        get=get,
+        create=create,
+        list=list_rows,
+        count=count,
+        update=update_one,
+        create_bulk=create_bulk,
+    )
 
 
 # -- async: the same two on the async engine, and Tortoise ORM --------------------------------
@@ -402,17 +411,18 @@ def _sqlmodel_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> None
             await session.exec(update(User).where(User.id > 0).values(n=User.n + 1))
             await session.commit()
 
-    more.loaders.append(load)
-    for key, work in [
-        ("get", get),
-        ("create", create),
-        ("list", list_rows),
-        ("count", count),
-        ("update", update_one),
-        ("create_bulk", create_bulk),
-        ("update_bulk", update_bulk),
-    ]:
-        more.add(key, SQLMODEL, work)
+    _register(
+        more,
+        SQLMODEL,
+        load,
+        get=get,
+        create=create,
+        list=list_rows,
+        count=count,
+        update=update_one,
+        create_bulk=create_bulk,
+        update_bulk=update_bulk,
+    )
 
 
 def _repository_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> None:
@@ -464,16 +474,17 @@ def _repository_async(more: Additions, engine: Any, rows: Rows, bulk: int) -> No
                 [RepositoryUser(**row) for row in rows(bulk)]
             )
 
-    more.loaders.append(load)
-    for key, work in [
-        ("get", get),
-        ("create", create),
-        ("list", list_rows),
-        ("count", count),
-        ("update", update_one),
-        ("create_bulk", create_bulk),
-    ]:
-        more.add(key, ADVANCED_ALCHEMY, work)
+    _register(
+        more,
+        ADVANCED_ALCHEMY,
+        load,
+        get=get,
+        create=create,
+        list=list_rows,
+        count=count,
+        update=update_one,
+        create_bulk=create_bulk,
+    )
 
 
 def _duo_asyncpg(more: Additions, db: Database, rows: Rows, bulk: int) -> None:
@@ -511,17 +522,18 @@ def _duo_asyncpg(more: Additions, db: Database, rows: Rows, bulk: int) -> None:
     async def update_bulk() -> None:
         await User.where(User.id > 0).update_bulk({"n": User.n + 1})
 
-    more.loaders.append(load)
-    for key, work in [
-        ("get", get),
-        ("create", create),
-        ("list", list_rows),
-        ("count", count),
-        ("update", update_one),
-        ("create_bulk", create_bulk),
-        ("update_bulk", update_bulk),
-    ]:
-        more.add(key, DUO_ASYNCPG, work)
+    _register(
+        more,
+        DUO_ASYNCPG,
+        load,
+        get=get,
+        create=create,
+        list=list_rows,
+        count=count,
+        update=update_one,
+        create_bulk=create_bulk,
+        update_bulk=update_bulk,
+    )
 
 
 def _tortoise_async(more: Additions, context: Any, User: Any, rows: Rows, bulk: int) -> None:
@@ -571,14 +583,15 @@ def _tortoise_async(more: Additions, context: Any, User: Any, rows: Rows, bulk: 
     async def update_bulk() -> None:
         await User.filter(id__gt=0).update(n=F("n") + 1)
 
-    more.loaders.append(load)
-    for key, work in [
-        ("get", get),
-        ("create", create),
-        ("list", list_rows),
-        ("count", count),
-        ("update", update_one),
-        ("create_bulk", create_bulk),
-        ("update_bulk", update_bulk),
-    ]:
-        more.add(key, TORTOISE, within(work))
+    _register(
+        more,
+        TORTOISE,
+        load,
+        get=within(get),
+        create=within(create),
+        list=within(list_rows),
+        count=within(count),
+        update=within(update_one),
+        create_bulk=within(create_bulk),
+        update_bulk=within(update_bulk),
+    )
