@@ -273,8 +273,8 @@ _IDLE, _ACTIVE = 0, 1
 
 def _reusable(driver: Any) -> bool:
     """Whether a psycopg connection is open and not in the middle of a query (aiosqlite
-    finishes a statement in its thread whatever happens to the task that sent it;
-    ``_asyncpg_statement`` drops an asyncpg connection whose query was interrupted)."""
+    finishes a statement in its thread whatever happens to the task that sent it, and
+    asyncpg finishes cancelling one before the connection's next statement)."""
     pgconn = getattr(driver, "pgconn", None)
     if pgconn is None:
         return not _asyncpg(driver) or not driver.is_closed()

@@ -133,8 +133,15 @@ class Engines:
 
     @property
     def transaction_pooled(self) -> bool:
-        """Whether a transaction pooler (PgBouncer) stands between the app and the server."""
-        return bool(self._options.get(TRANSACTION_POOLING_OPTION))
+        """Whether a transaction pooler (PgBouncer) may stand between the app and the
+        server: declared, or implied by asyncpg's statement cache turned off, which is
+        what such a pooler needs of it."""
+        if self._options.get(TRANSACTION_POOLING_OPTION):
+            return True
+        given = self._options.get("connect_args", {}).get(
+            "statement_cache_size", self.urls.async_.query.get("statement_cache_size")
+        )
+        return given is not None and str(given) == "0"
 
     @property
     def sync_created(self) -> Engine | None:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 from sqlalchemy.util import await_only
 
 
@@ -80,6 +80,9 @@ def _polled(fd: int) -> Socket:
     return Socket.READABLE if ready else Socket.QUIET
 
 
+_FRESH = "duo_orm_fresh"  # in a connection record's ``info`` until its first checkout
+
+
 def can_watch(driver: str) -> bool:
     return driver in PROBES
 
@@ -96,8 +99,11 @@ def watch(engine: Engine) -> None:
         if ping is not None:
             try:
                 ping(driver)
-            except Exception:
-                return False
+            except Exception as error:
+                if probe(driver) is Socket.CLOSED:
+                    return False  # the server closed it: others may be gone too
+                # unusable, but the server may be fine: replace this one alone
+                raise DisconnectionError("the pooled connection failed its check") from error
             return True
         try:
             dialect.do_ping(dbapi_connection)
@@ -107,8 +113,14 @@ def watch(engine: Engine) -> None:
             return False
         return True  # alive: it was a notification, or a notice
 
+    @event.listens_for(engine.pool, "connect")
+    def _made(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_FRESH] = True
+
     @event.listens_for(engine.pool, "checkout")
-    def _check(dbapi_connection: Any, _record: Any, fairy: Any) -> None:
+    def _check(dbapi_connection: Any, record: Any, fairy: Any) -> None:
+        if record.info.pop(_FRESH, False):
+            return  # just connected: nothing to check yet
         driver = fairy.driver_connection
         state = probe(driver)
         if state is Socket.QUIET or (

@@ -127,6 +127,14 @@ def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
 
 
 @pytest.fixture
+def asyncpg_url(postgres_databases: DatabaseFactory) -> Iterator[str]:
+    """A database of its own, for a test only asyncpg's async path concerns."""
+    created = postgres_databases.create()
+    yield created.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    postgres_databases.drop(created)
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 

@@ -375,6 +375,8 @@ async def test_a_cancelled_async_read_returns_its_connection(url: str, backend: 
     async with async_tables(Database(url, engine_options=options), define) as models:
         await models.Item.create(**ROW)
         pool = models.db.async_engine.sync_engine.pool
+        connected: list[object] = []
+        event.listen(pool, "connect", lambda *_: connected.append(None))
         for _ in range(20):
             with anyio.move_on_after(0):  # cancelled at its first wait
                 await models.Item.get(1)
@@ -382,3 +384,37 @@ async def test_a_cancelled_async_read_returns_its_connection(url: str, backend: 
                 await models.Item.get(1)
         assert (await models.Item.get_one(1)).name == "lamp"
         assert pool.checkedout() == 0
+        if backend == "postgresql-asyncpg":
+            assert connected == []  # the cancelled statements' connection served on
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_an_asyncpg_read_after_a_column_changed_type_decodes_the_new_type(
+    asyncpg_url: str,
+) -> None:
+    async with async_tables(Database(asyncpg_url), define) as models:
+        await models.Item.create(**ROW)
+        assert (await models.Item.get_one(1)).price == decimal.Decimal("12.50")
+        async with models.db.async_engine.begin() as other:
+            await other.execute(text("ALTER TABLE items ALTER COLUMN price TYPE float8"))
+        got = await models.Item.get_one(1)  # prepared again, for float8
+        async with AsyncSession(models.db.async_engine) as session:
+            expected = await session.get(models.Item, 1)
+        assert took_direct_path(models.Item)
+        assert type(got.price) is type(expected.price) is decimal.Decimal
+        assert got.price == expected.price
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_asyncpg_with_its_statement_cache_off_reads_on_a_connection(
+    asyncpg_url: str,
+) -> None:
+    # statement_cache_size=0 is what a transaction pooler needs of asyncpg: the
+    # statements this module would keep prepared could clash there
+    options = {"connect_args": {"statement_cache_size": 0}}
+    async with async_tables(Database(asyncpg_url, engine_options=options), define) as models:
+        await models.Item.create(**ROW)
+        assert (await models.Item.get_one(1)).name == "lamp"
+        assert not took_direct_path(models.Item)

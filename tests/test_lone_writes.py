@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from duo_orm import (
     JSON,
     Database,
+    DatabaseUnavailableError,
     DateTime,
     IntegrityError,
     Mapped,
@@ -424,6 +425,26 @@ def test_updates_the_orm_must_make_still_get_it(s: Any, backend: str) -> None:
     pair.update(note="direct again")
     assert bool(updates_sent_directly(s.Pair)) is direct_on(backend)
     assert s.Pair.get_one(2, "x").note == "direct again"
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_an_asyncpg_write_that_times_out_fails_as_on_the_orm_path(asyncpg_url: str) -> None:
+    # asyncpg's own timeout raises TimeoutError, which neither path wraps
+    options = {"connect_args": {"command_timeout": 0.2}}
+    async with async_tables(Database(asyncpg_url, engine_options=options), define) as models:
+        item = await models.Item.create(**ROW)
+        async with models.db.async_engine.connect() as locker:
+            await locker.execute(text("SELECT * FROM items FOR UPDATE"))  # held till the end
+            with pytest.raises(DatabaseUnavailableError):
+                await item.update(note="direct")
+            assert updates_sent_directly(models.Item)
+            with pytest.raises(DatabaseUnavailableError):
+                async with models.db.transaction():
+                    await item.update(note="in a session")
+        assert (await models.Item.get_one(item.id)).note is None
+        await item.update(note="after")  # and its connection still serves
+        assert (await models.Item.get_one(item.id)).note == "after"
 
 
 @pytest.mark.anyio
