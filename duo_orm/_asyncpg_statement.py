@@ -2,32 +2,28 @@
 
 What ``_lone_statement.run_async`` does for psycopg, for asyncpg. A pooled asyncpg
 connection that SQLAlchemy has begun nothing on is in autocommit, so the statement
-is one round trip. It runs as a statement prepared on that connection and kept there
-(as SQLAlchemy's asyncpg adapter keeps its own): SQLAlchemy's result processors
-depend on the type of each result column (``NUMERIC`` or ``FLOAT`` for ``Numeric``),
-which asyncpg reports only on a prepared statement, and the types then always
-belong to the statement that ran. One the server no longer accepts after a schema
-change is prepared again, once.
+is one round trip. It runs as SQLAlchemy's asyncpg adapter runs its own: prepared on
+the connection through the adapter's statement cache (its names, its size, the
+dialect's schema-change timestamp), with the result column types that
+SQLAlchemy's result processors need (``NUMERIC`` or ``FLOAT`` for ``Numeric``)
+taken from the statement that ran. A statement the server no longer accepts after a
+schema change is prepared again and sent once more; the server refused it before
+running it.
 
 Not behind a transaction pooler, where a statement prepared on one server connection
-is not found on the next, and names prepared by two clients clash (``lone_reads``
-leaves those to ``Connection``).
+is not found on the next (``lone_reads`` leaves those to ``Connection``).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import anyio
 from sqlalchemy import Engine, PoolProxiedConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import LRUCache
 
 from . import _lone_statement
 from ._lone_statement import Outcome
-
-_STATEMENTS = "duo_orm_asyncpg_statements"  # in a pooled connection's ``info``
-_CAPACITY = 100  # statements kept prepared per connection, as asyncpg's own cache
 
 
 async def run_async(
@@ -50,41 +46,32 @@ async def _execute(
     import asyncpg  # type: ignore[import-untyped]  # only ever called with asyncpg's
 
     driver: Any = pooled.driver_connection
+    adapter: Any = pooled.dbapi_connection
+    dialect: Any = engine.dialect
     try:
         try:
-            return await _run(await _prepared(pooled, driver, sql), parameters, many)
+            return await _run(adapter, dialect, sql, parameters, many)
         except asyncpg.InvalidCachedStatementError:  # the table changed since
-            return await _run(await _prepared(pooled, driver, sql, again=True), parameters, many)
+            dialect._invalidate_schema_cache()
+            return await _run(adapter, dialect, sql, parameters, many)
     except Exception as error:
+        if isinstance(error, asyncpg.InternalServerError):  # a type gone from under it
+            dialect._invalidate_schema_cache()  # as SQLAlchemy's execution context does
         translated = _translated(pooled, error)
-        gone = engine.dialect.is_disconnect(cast(Any, translated), pooled.dbapi_connection, None)
+        gone = dialect.is_disconnect(translated, adapter, None)
         if gone or not _answered(driver, error):
             await _lost(pooled, translated)
-        if not isinstance(translated, engine.dialect.loaded_dbapi.Error):
+        if not isinstance(translated, dialect.loaded_dbapi.Error):
             raise  # a timeout, a value asyncpg cannot decode: raised as ``Connection`` does
         raise _lone_statement.wrapped(
             translated, sql, parameters, engine, invalidated=gone
         ) from error
 
 
-async def _prepared(
-    pooled: PoolProxiedConnection, driver: Any, sql: str, *, again: bool = False
-) -> Any:
-    """``sql`` prepared on this connection: kept from an earlier call, or now."""
-    kept = pooled.info.get(_STATEMENTS)
-    if kept is None or kept[0] is not driver:  # a new connection behind the record
-        kept = pooled.info[_STATEMENTS] = (driver, LRUCache(_CAPACITY))
-    statements: LRUCache[str, Any] = kept[1]
-    statement = None if again else statements.get(sql)
-    if statement is None:
-        statement = statements[sql] = await driver.prepare(sql)
-    return statement
-
-
-async def _run(statement: Any, parameters: Any, many: bool) -> Outcome:
+async def _run(adapter: Any, dialect: Any, sql: str, parameters: Any, many: bool) -> Outcome:
     """The row (every row with ``many``) and the DBAPI cursor description of its columns,
     as SQLAlchemy's asyncpg cursor gives it."""
-    attributes = statement.get_attributes()
+    statement, attributes = await adapter._prepare(sql, dialect._invalidate_schema_cache_asof)
     if not attributes:
         await statement.fetchrow(*parameters)
         return None, None

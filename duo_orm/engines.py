@@ -134,14 +134,15 @@ class Engines:
     @property
     def transaction_pooled(self) -> bool:
         """Whether a transaction pooler (PgBouncer) may stand between the app and the
-        server: declared, or implied by asyncpg's statement cache turned off, which is
-        what such a pooler needs of it."""
+        server: declared, or implied by what such a pooler needs of asyncpg (its or
+        SQLAlchemy's statement cache turned off, statement names of the app's own)."""
         if self._options.get(TRANSACTION_POOLING_OPTION):
             return True
-        given = self._options.get("connect_args", {}).get(
-            "statement_cache_size", self.urls.async_.query.get("statement_cache_size")
+        given = {**self.urls.async_.query, **self._options.get("connect_args", {})}
+        caches = ("statement_cache_size", "prepared_statement_cache_size")
+        return "prepared_statement_name_func" in given or any(
+            name in given and str(given[name]) == "0" for name in caches
         )
-        return given is not None and str(given) == "0"
 
     @property
     def sync_created(self) -> Engine | None:

@@ -59,8 +59,8 @@ def _asyncpg(connection: Any) -> Socket:
 
 def _ask_asyncpg(connection: Any) -> None:
     # The dialect's ping without its BEGIN and ROLLBACK: one round trip (asyncpg keeps
-    # the statement prepared), two behind a transaction pooler, which keeps both on
-    # one server connection since no Sync comes between them.
+    # the statement prepared). Behind a transaction pooler, with asyncpg's statement
+    # cache off, it is parsed again, unnamed, with the round trip that runs it.
     await_only(connection.fetchrow(";"))
 
 

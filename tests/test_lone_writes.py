@@ -447,6 +447,24 @@ async def test_an_asyncpg_write_that_times_out_fails_as_on_the_orm_path(asyncpg_
         assert (await models.Item.get_one(item.id)).note == "after"
 
 
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_asyncpg_writes_after_the_tables_are_made_again(asyncpg_url: str) -> None:
+    # the colour enum type gets a new OID: statements prepared before would name the
+    # old one, and the server cannot look it up any more
+    async with async_tables(Database(asyncpg_url), define) as models:
+        await models.Item.create(**ROW)
+        assert (await models.Item.where(models.Item.colour == Colour.blue).count()) == 1
+        await models.db.drop_all()
+        await models.db.create_all()
+        for _ in range(2):
+            item = await models.Item.create(**ROW)
+            assert inserts_sent_directly(models.Item)
+            assert (await models.Item.get_one(item.id)).colour is Colour.blue
+            await item.delete()
+        assert (await models.Item.where(models.Item.colour == Colour.blue).count()) == 0
+
+
 @pytest.mark.anyio
 async def test_an_async_update_is_stored(url: str) -> None:
     async with async_tables(Database(url), define) as models:
