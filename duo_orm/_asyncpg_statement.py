@@ -57,7 +57,7 @@ async def _execute(
     except Exception as error:
         if isinstance(error, asyncpg.InternalServerError):  # a type gone from under it
             dialect._invalidate_schema_cache()  # as SQLAlchemy's execution context does
-        translated = _translated(pooled, error)
+        translated = _translated(adapter, error)
         gone = dialect.is_disconnect(translated, adapter, None)
         if gone or not _answered(driver, error):
             await _lost(pooled, translated)
@@ -92,11 +92,10 @@ def _answered(driver: Any, error: Exception) -> bool:
     return refused and not driver.is_closed()
 
 
-def _translated(pooled: PoolProxiedConnection, error: Exception) -> Exception:
+def _translated(adapter: Any, error: Exception) -> Exception:
     """``error`` as SQLAlchemy's asyncpg adapter raises it (its DBAPI exception, with
     the SQLSTATE), so that it is wrapped and translated like the ``Connection`` path's;
     what the adapter does not translate comes back as it is."""
-    adapter: Any = pooled.dbapi_connection
     try:
         adapter._handle_exception(error)  # raises the adapted error
     except Exception as adapted:

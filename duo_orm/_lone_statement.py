@@ -111,8 +111,8 @@ async def lose(pooled: PoolProxiedConnection, error: BaseException | None = None
 async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) -> None:
     """Hand a psycopg, asyncpg or aiosqlite connection back to the pool, out of
     autocommit if ``autocommit``, and rolled back if a transaction is still open on it
-    (as the pool's reset would; an asyncpg connection, which nothing here leaves in
-    one, is dropped instead)."""
+    (as the pool's reset would; an asyncpg connection in one is dropped instead, see
+    ``_reusable``)."""
     driver: Any = pooled.driver_connection  # None once invalidated
     with anyio.CancelScope(shield=True):
         # A query cancelled midway: psycopg closes the connection, or (before
@@ -274,10 +274,12 @@ _IDLE, _ACTIVE = 0, 1
 def _reusable(driver: Any) -> bool:
     """Whether a psycopg connection is open and not in the middle of a query (aiosqlite
     finishes a statement in its thread whatever happens to the task that sent it, and
-    asyncpg finishes cancelling one before the connection's next statement)."""
+    asyncpg finishes cancelling one before the connection's next statement). An
+    asyncpg connection is reusable only outside a transaction: there is no driver
+    ROLLBACK here to end one (statement mode never begins one on it)."""
     pgconn = getattr(driver, "pgconn", None)
     if pgconn is None:
-        return not _asyncpg(driver) or not driver.is_closed()
+        return not _asyncpg(driver) or _idle(driver)
     return not driver.closed and pgconn.transaction_status != _ACTIVE
 
 
