@@ -23,7 +23,8 @@ from sqlalchemy import Dialect, Engine, PoolProxiedConnection, QueuePool
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
-from sqlalchemy.util import greenlet_spawn
+
+from ._greenlets import run_sync
 
 # The row (or None; every row with ``many``) and the cursor's description, as the
 # driver gave them.
@@ -97,7 +98,7 @@ async def checkout(sync_engine: Engine) -> PoolProxiedConnection:
     """A pooled connection of an async engine; a refused connect comes out as
     SQLAlchemy's error, as ``Connection`` would raise it."""
     try:
-        return await greenlet_spawn(sync_engine.raw_connection)
+        return await run_sync(sync_engine.raw_connection)
     except sync_engine.dialect.loaded_dbapi.Error as error:
         raise wrapped(error, None, None, sync_engine, connecting=True) from error
 
@@ -105,7 +106,7 @@ async def checkout(sync_engine: Engine) -> PoolProxiedConnection:
 async def lose(pooled: PoolProxiedConnection, error: BaseException | None = None) -> None:
     """Drop ``pooled``, gone bad, from the pool (once)."""
     if pooled.is_valid:
-        await greenlet_spawn(pooled.invalidate, error)
+        await run_sync(pooled.invalidate, error)
 
 
 async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) -> None:
@@ -133,7 +134,7 @@ async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) 
             if idle and _checkin_never_waits(pooled):
                 _returned(pooled, idle)  # no await on the way: no greenlet needed
             else:
-                await greenlet_spawn(_returned, pooled, idle)
+                await run_sync(_returned, pooled, idle)
 
 
 def _returned(pooled: PoolProxiedConnection, idle: bool) -> None:
