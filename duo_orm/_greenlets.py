@@ -16,49 +16,66 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
 T = TypeVar("T")
 
 # More than one is needed only while a call awaits (a connect, a ping) and another
-# task starts one meanwhile.
+# task starts one meanwhile; a runner past these is dropped, and freed, when done.
 KEPT_PER_THREAD = 8
 
 
 class _Runner(greenlet):
+    """A greenlet SQLAlchemy's ``await_`` may switch out of, serving call after call.
+
+    The call comes in, and its outcome goes out, as attributes: whatever a greenlet
+    is started or switched with stays referenced for as long as it runs or waits,
+    and a runner waits in its free list for as long as its thread lives.
+    """
+
     __sqlalchemy_greenlet_provider__ = True
 
     def __init__(self) -> None:
         super().__init__(_serve)
+        self.call: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
         self.outcome: tuple[Any, BaseException | None] | None = None
+
+    def take_call(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        assert self.call is not None
+        call, self.call = self.call, None
+        return call
 
 
 _FINISHED = object()  # switched back when a call is over (anything else is an awaitable)
 
 
-def _serve(call: tuple[Callable[..., Any], tuple[Any, ...]]) -> None:
-    """A runner's life: one call after another, each switched in by ``run_sync``.
-    The outcome goes on the runner, so an idle runner's frame keeps nothing alive
-    (a value passed to ``switch`` stays referenced until the switch returns)."""
-    runner = getcurrent()
-    assert isinstance(runner, _Runner)
+def _serve() -> NoReturn:
+    """A runner's life. No frame of it holds the runner itself, even while a call
+    waits: a runner that is dropped (past ``KEPT_PER_THREAD``, or with its thread)
+    is then freed, greenlet ending it with ``GreenletExit``."""
     while True:
-        runner.outcome = _outcome(*call)
-        del call
-        caller = runner.parent
+        _run()
+        caller = getcurrent().parent
         assert caller is not None  # run_sync made it this call's parent
-        call = caller.switch(_FINISHED)
+        caller.switch(_FINISHED)
 
 
-def _outcome(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
+def _run() -> None:
+    fn, args = _this().take_call()
+    outcome: tuple[Any, BaseException | None]
     try:
-        return fn(*args), None
-    except GreenletExit:  # the runner is being discarded: let it end
+        outcome = fn(*args), None
+    except GreenletExit:  # ending the runner (a suspended one being freed): let it end
         raise
     except BaseException as error:  # the caller's to raise, cancellation included
-        return None, error
+        outcome = None, error
+    _this().outcome = outcome
+
+
+def _this() -> _Runner:
+    return cast(_Runner, getcurrent())
 
 
 class _Idle(threading.local):
@@ -78,12 +95,15 @@ async def run_sync(fn: Callable[..., T], *args: Any) -> T:
     here = getcurrent()
     runner.parent = here
     runner.gr_context = here.gr_context  # context variables set inside stay set
-    step: Any = runner.switch((fn, args))
+    runner.call = (fn, args)
+    step: Any = runner.switch()
     while step is not _FINISHED:
+        if runner.dead:  # ended by a GreenletExit, which greenlet hands back as a value
+            raise step
         try:
             value = await step
         except BaseException as raised:  # into the call, which may handle it
-            step = runner.throw(raised)
+            step = runner.throw(type(raised), raised, raised.__traceback__)
         else:
             step = runner.switch(value)
     runner.gr_context = None  # hold no request's context while idle

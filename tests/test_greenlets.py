@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import threading
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -113,22 +115,69 @@ async def test_a_cancelled_caller_cancels_the_call_inside_and_the_greenlet_serve
     assert await run_sync(lambda: await_only(asyncio.sleep(0, result="again"))) == "again"
 
 
-async def test_a_kept_greenlet_holds_on_to_nothing_of_the_last_call() -> None:
+def in_a_new_thread(work: Callable[[], Awaitable[Any]]) -> Any:
+    """``work`` on an event loop of a thread of its own: runners made afresh there."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(asyncio.run(work())))
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+def test_a_greenlet_holds_on_to_nothing_of_its_calls() -> None:
     class Connection:
         pass
 
-    connection = Connection()
-    gone = weakref.ref(connection)
-    runners = []
+    def give_back(pooled: Connection) -> Any:
+        return weakref.ref(getcurrent())
 
-    def give_back(pooled: Connection) -> Connection:
-        runners.append(getcurrent())
-        return pooled
+    async def work() -> tuple[Any, Any, Any]:
+        connection = Connection()
+        caller.set(connection)  # the context the call runs in
+        runner = await run_sync(give_back, connection)  # the first call of a new runner
+        assert await run_sync(give_back, connection) is runner  # and a later one
+        caller.set(None)
+        gone = weakref.ref(connection)
+        del connection
+        gc.collect()
+        return gone(), runner().gr_context, runner
 
-    caller.set(connection)  # the context the call runs in
-    assert await run_sync(give_back, connection) is connection
-    caller.set(None)
-    del connection
+    left, context, _ = in_a_new_thread(work)
+    assert left is None
+    assert context is None
+
+
+def test_greenlets_past_those_kept_and_those_of_an_ended_thread_are_freed() -> None:
+    async def burst() -> tuple[int, list[Any]]:
+        release = asyncio.Event()
+        runners: list[Any] = []
+
+        def checkout() -> None:
+            runners.append(weakref.ref(getcurrent()))
+            await_only(release.wait())
+
+        async with anyio.create_task_group() as tasks:
+            for _ in range(KEPT_PER_THREAD * 3):
+                tasks.start_soon(run_sync, checkout)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        gc.collect()
+        return sum(r() is not None for r in runners), runners
+
+    kept, runners = in_a_new_thread(burst)
+    assert len(runners) == KEPT_PER_THREAD * 3
+    assert kept == KEPT_PER_THREAD
     gc.collect()
-    assert gone() is None
-    assert runners[0].gr_context is None
+    assert all(r() is None for r in runners)
+
+
+async def test_an_error_raised_into_the_call_keeps_where_the_driver_raised_it() -> None:
+    async def driver_connect() -> None:
+        raise ConnectionRefusedError
+
+    def checkout() -> None:
+        await_only(driver_connect())
+
+    with pytest.raises(ConnectionRefusedError) as info:
+        await run_sync(checkout)
+    assert "driver_connect" in [entry.name for entry in info.traceback]
