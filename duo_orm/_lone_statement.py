@@ -115,6 +115,25 @@ async def give_back(pooled: PoolProxiedConnection, *, autocommit: bool = False) 
     (as the pool's reset would; an asyncpg connection in one is dropped instead, see
     ``_reusable``)."""
     driver: Any = pooled.driver_connection  # None once invalidated
+    if driver is not None and pooled.is_valid and _idle(driver) and _checkin_never_waits(pooled):
+        # The usual way back sends nothing and waits for nothing (autocommit goes off
+        # on an idle psycopg connection without I/O), so a cancel cannot land on it and
+        # needs no shield (an anyio shield costs 8-13 µs here). Should the switch ever
+        # wait and be cancelled, the shielded way below finishes the job.
+        try:
+            if autocommit:
+                await driver.set_autocommit(False)
+        except BaseException:
+            await _give_back_shielded(pooled, driver, autocommit=autocommit)
+            raise
+        _returned(pooled, True)
+        return
+    await _give_back_shielded(pooled, driver, autocommit=autocommit)
+
+
+async def _give_back_shielded(
+    pooled: PoolProxiedConnection, driver: Any, *, autocommit: bool
+) -> None:
     with anyio.CancelScope(shield=True):
         # A query cancelled midway: psycopg closes the connection, or (before
         # 3.2) leaves the query running on it. Either way it is not reusable.
