@@ -245,6 +245,23 @@ def test_engine_listeners_and_sql_logging_see_every_get(
     assert any("FROM items" in record.getMessage() for record in caplog.records)
 
 
+def test_a_dialect_listener_sees_every_get(s: Any) -> None:
+    s.Item.create(**ROW)
+    seen: list[str] = []
+
+    def record(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        seen.append(statement)  # and the dialect executes it as usual
+
+    dialect = s.db.sync_engine.dialect
+    event.listen(dialect, "do_execute", record)
+    try:
+        assert s.Item.get(1) is not None
+        assert s.Item.count() == 1
+    finally:
+        event.remove(dialect, "do_execute", record)
+    assert [statement.split()[0] for statement in seen] == ["SELECT", "SELECT"]
+
+
 def test_a_database_error_is_the_same_either_way(s: Any) -> None:
     s.Item.create(**ROW)
     with s.db.sync_engine.begin() as connection:
