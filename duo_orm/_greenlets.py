@@ -2,9 +2,8 @@
 
 Lone statements on an async engine run the pool's checkout, sync code that may
 await the driver (to connect, or to ping), once per call. ``greenlet_spawn`` makes
-a new greenlet for every call, and making one costs 12-16 µs here (on Python 3.11
-each greenlet gets a frame stack of its own), where switching into one that
-already exists costs 1.5. ``run_sync`` runs the call in a greenlet that has
+a new greenlet for every call, and making and starting one costs 12-16 µs here,
+where switching into one that already exists costs 1.5. ``run_sync`` runs the call in a greenlet that has
 finished an earlier one, kept per thread (greenlets cannot switch across threads).
 
 SQLAlchemy's ``await_`` only asks the greenlet it runs in for its
