@@ -3,8 +3,9 @@
 Lone statements on an async engine run the pool's checkout, sync code that may
 await the driver (to connect, or to ping), once per call. ``greenlet_spawn`` makes
 a new greenlet for every call, and making and starting one costs 12-16 µs here,
-where switching into one that already exists costs 1.5. ``run_sync`` runs the call in a greenlet that has
-finished an earlier one, kept per thread (greenlets cannot switch across threads).
+where switching into one that already exists costs 1.5. ``run_sync`` runs the call
+in a greenlet that has finished an earlier one, kept per thread (greenlets cannot
+switch across threads).
 
 SQLAlchemy's ``await_`` only asks the greenlet it runs in for its
 ``__sqlalchemy_greenlet_provider__`` mark and hands the awaitable to its parent
