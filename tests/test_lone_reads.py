@@ -221,45 +221,33 @@ def test_criteria_added_to_every_orm_statement_apply_to_lone_reads(s: Any) -> No
     assert s.Item.where(s.Item.id == 2).exists() is True
 
 
-def test_engine_listeners_and_sql_logging_see_every_get(
-    s: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.mark.parametrize(
+    ("on", "event_name"), [("engine", "before_cursor_execute"), ("dialect", "do_execute")]
+)
+def test_statement_listeners_see_every_get(s: Any, on: str, event_name: str) -> None:
     s.Item.create(**ROW)
     seen: list[str] = []
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
+    def record(*args: Any) -> None:  # the statement is the listener's first string
+        seen.append(next(arg for arg in args if isinstance(arg, str)))
 
     engine = s.db.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    target = engine if on == "engine" else engine.dialect
+    event.listen(target, event_name, record)
     try:
         assert s.Item.get(1) is not None
         assert s.Item.count() == 1
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(target, event_name, record)
     assert [statement.split()[0] for statement in seen] == ["SELECT", "SELECT"]
     assert all("FROM items" in statement for statement in seen)
 
+
+def test_sql_logging_sees_every_get(s: Any, caplog: pytest.LogCaptureFixture) -> None:
+    s.Item.create(**ROW)
     with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
         assert s.Item.get(1) is not None
     assert any("FROM items" in record.getMessage() for record in caplog.records)
-
-
-def test_a_dialect_listener_sees_every_get(s: Any) -> None:
-    s.Item.create(**ROW)
-    seen: list[str] = []
-
-    def record(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-        seen.append(statement)  # and the dialect executes it as usual
-
-    dialect = s.db.sync_engine.dialect
-    event.listen(dialect, "do_execute", record)
-    try:
-        assert s.Item.get(1) is not None
-        assert s.Item.count() == 1
-    finally:
-        event.remove(dialect, "do_execute", record)
-    assert [statement.split()[0] for statement in seen] == ["SELECT", "SELECT"]
 
 
 def test_a_database_error_is_the_same_either_way(s: Any) -> None:
